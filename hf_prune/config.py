@@ -1,0 +1,233 @@
+"""Configuration dataclasses shared by every pruning method.
+
+A config holds only plain values (numbers, strings, lists of strings), is validated when it is
+built, and round-trips through JSON, so it can be saved beside a checkpoint or an export.
+
+Example:
+    >>> from hf_prune import MagnitudeConfig, PruningConfig
+    >>> cfg = MagnitudeConfig(target_sparsity=0.5)
+    >>> PruningConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+from .errors import InvalidConfigError
+
+CONFIG_FILE_NAME = "hf_prune_config.json"
+
+
+def _type_matches(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits ``annotation`` (the subset of typing a config uses)."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin is Literal:
+        return value in typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item_type,) = typing.get_args(annotation) or (Any,)
+        return isinstance(value, list) and all(_type_matches(v, item_type) for v in value)
+    if annotation is float:  # an int is a fine float; a bool is not a number here
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def check_range(
+    name: str,
+    value: float,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    """Raise :class:`InvalidConfigError` unless ``low <= value <= high`` (bounds as asked).
+
+    Example:
+        >>> check_range("target_sparsity", 0.5, 0.0, 1.0, high_inclusive=False)
+    """
+    above_low = value >= low if low_inclusive else value > low
+    below_high = value <= high if high_inclusive else value < high
+    if not (above_low and below_high):
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        raise InvalidConfigError(
+            f"{name}={value!r} is outside its valid range {left}{low}, {high}{right}; "
+            f"pick a value inside that range."
+        )
+
+
+@dataclass
+class PruningConfig:
+    """Fields every method shares: which modules get pruned.
+
+    Args:
+        include: Regular expressions matched (``re.search``) against module names; when given,
+            only matching candidate modules are pruned. Every pattern must match something.
+        exclude: Regular expressions; matching modules are not pruned. Every pattern must match.
+        include_embeddings: Also prune the input word embeddings (never biases or LayerNorm).
+
+    Example:
+        >>> from hf_prune import RPPConfig
+        >>> RPPConfig(exclude=["attention"]).method
+        'rpp'
+    """
+
+    method: ClassVar[str] = ""
+
+    include: list[str] | None = field(
+        default=None, metadata={"help": "Regexes (re.search) selecting the modules to prune."}
+    )
+    exclude: list[str] | None = field(
+        default=None, metadata={"help": "Regexes (re.search) of modules left dense."}
+    )
+    include_embeddings: bool = field(
+        default=False, metadata={"help": "Also prune the input word embedding matrix."}
+    )
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self.validate()
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):  # YAML/JSON give lists; a tuple is a harmless spelling
+                value = list(value)
+                setattr(self, f.name, value)
+            if not _type_matches(value, hints[f.name]):
+                expected = getattr(hints[f.name], "__name__", str(hints[f.name]))
+                raise InvalidConfigError(
+                    f"{type(self).__name__}.{f.name}={value!r} has type {type(value).__name__}, "
+                    f"expected {expected}."
+                )
+
+    def validate(self) -> None:
+        """Check value ranges; subclasses extend it (types are checked already)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, with the method name under ``"method"``."""
+        return {"method": self.method, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PruningConfig:
+        """Build the config of ``data["method"]`` (or of ``cls`` when called on a subclass).
+
+        Unknown keys raise :class:`InvalidConfigError` naming them, rather than being dropped.
+        """
+        from .registry import get_config_class
+
+        data = dict(data)
+        method = data.pop("method", None) or cls.method
+        if not method:
+            raise InvalidConfigError(
+                "The config dict has no 'method' key; add one, e.g. {'method': 'rpp', ...}."
+            )
+        config_class = get_config_class(method)
+        if cls.method and config_class is not cls:
+            raise InvalidConfigError(
+                f"{cls.__name__}.from_dict got a config for method {method!r}; "
+                f"use PruningConfig.from_dict to build any method's config."
+            )
+        known = {f.name for f in fields(config_class)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidConfigError(
+                f"Unknown field(s) {unknown} for {config_class.__name__}; valid fields: "
+                f"{sorted(known)}."
+            )
+        return config_class(**data)
+
+    def save(self, directory: str | os.PathLike[str]) -> str:
+        """Write the config as JSON into ``directory``; returns the file path."""
+        path = os.path.join(directory, CONFIG_FILE_NAME)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PruningConfig:
+        """Read a config saved by :meth:`save` (a directory or the JSON file itself)."""
+        if os.path.isdir(path):
+            path = os.path.join(path, CONFIG_FILE_NAME)
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+
+@dataclass
+class ScheduledSparsityConfig(PruningConfig):
+    """Fields of methods that reach a target sparsity over a schedule.
+
+    The schedule runs between ``begin_step`` and ``end_step`` (optimizer steps). When a step is
+    ``None`` it is the given fraction of the run's total optimizer steps, which the Trainer
+    knows once training starts.
+    """
+
+    target_sparsity: float = field(
+        default=0.8, metadata={"help": "Fraction of pruned weights set to zero, in [0, 1)."}
+    )
+    begin_fraction: float = field(
+        default=0.1, metadata={"help": "Schedule start as a fraction of total steps."}
+    )
+    end_fraction: float = field(
+        default=0.7, metadata={"help": "Schedule end (pattern frozen) as a fraction of total steps."}
+    )
+    begin_step: int | None = field(
+        default=None, metadata={"help": "Schedule start in optimizer steps (overrides the fraction)."}
+    )
+    end_step: int | None = field(
+        default=None, metadata={"help": "Schedule end in optimizer steps (overrides the fraction)."}
+    )
+    sparsity_distribution: Literal["per_matrix", "global"] = field(
+        default="per_matrix",
+        metadata={"help": "'per_matrix': every matrix reaches the target; 'global': the total does."},
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("target_sparsity", self.target_sparsity, 0.0, 1.0, high_inclusive=False)
+        check_range("begin_fraction", self.begin_fraction, 0.0, 1.0)
+        check_range("end_fraction", self.end_fraction, 0.0, 1.0)
+        if self.begin_fraction > self.end_fraction:
+            raise InvalidConfigError(
+                f"begin_fraction={self.begin_fraction} is after end_fraction={self.end_fraction}; "
+                f"the schedule must start before it ends."
+            )
+        for name in ("begin_step", "end_step"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidConfigError(f"{name}={value} is negative; use a step >= 0 or None.")
+        if (
+            self.begin_step is not None
+            and self.end_step is not None
+            and self.begin_step > self.end_step
+        ):
+            raise InvalidConfigError(
+                f"begin_step={self.begin_step} is after end_step={self.end_step}."
+            )
+
+    def resolve_steps(self, total_steps: int) -> tuple[int, int]:
+        """The schedule's (begin, end) optimizer steps for a run of ``total_steps``.
+
+        Example:
+            >>> from hf_prune import MagnitudeConfig
+            >>> MagnitudeConfig().resolve_steps(600)
+            (60, 420)
+        """
+        begin = self.begin_step if self.begin_step is not None else round(self.begin_fraction * total_steps)
+        end = self.end_step if self.end_step is not None else round(self.end_fraction * total_steps)
+        return begin, max(begin, end)

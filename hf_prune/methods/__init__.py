@@ -1,0 +1,43 @@
+"""Built-in pruning methods; importing this package registers them.
+
+Example:
+    >>> from hf_prune.methods import create_method
+    >>> from hf_prune import RPPConfig
+    >>> type(create_method(RPPConfig())).__name__
+    'ReweightedProximalPruning'
+"""
+
+from __future__ import annotations
+
+from ..config import PruningConfig
+from ..registry import _REGISTRY, get_method_class, register_method
+from .base import ElementwiseMaskMethod, PruningMethod
+from .frozen import FrozenMask, FrozenMaskConfig
+from .magnitude import MagnitudeConfig, MagnitudePruning
+from .rpp import ReweightedProximalPruning, RPPConfig
+
+for _config, _method in (
+    (RPPConfig, ReweightedProximalPruning),
+    (MagnitudeConfig, MagnitudePruning),
+    (FrozenMaskConfig, FrozenMask),
+):
+    if _config.method not in _REGISTRY:  # importlib.reload must not trip the duplicate check
+        register_method(_config, _method)
+
+
+def create_method(config: PruningConfig) -> PruningMethod:
+    """The method object for ``config`` (looked up in the registry by ``config.method``)."""
+    return get_method_class(config.method)(config)
+
+
+__all__ = [
+    "ElementwiseMaskMethod",
+    "FrozenMask",
+    "FrozenMaskConfig",
+    "MagnitudeConfig",
+    "MagnitudePruning",
+    "PruningMethod",
+    "RPPConfig",
+    "ReweightedProximalPruning",
+    "create_method",
+]

@@ -1,0 +1,245 @@
+"""The interface every pruning method implements, and the shared element-wise mask logic.
+
+A method owns all of its pruning logic; the Trainer integration only calls these hooks:
+
+* ``attach(model)``: find the target modules (and change the model if the method must),
+  before the optimizer is built.
+* ``begin(total_steps)``: resolve the schedule once the run length is known.
+* ``step(step, optimizer)``: after optimizer step number ``step`` (1-based).
+* ``penalty()``: an extra loss term, or ``None``.
+* ``stats()``: numbers to log under ``prune/``.
+* ``finalize()``: reach the final state (the target sparsity, a frozen mask) and return a report.
+* ``state_dict()`` / ``load_state_dict()``: everything needed to resume exactly.
+
+The same calls work in a plain Accelerate or PyTorch loop:
+
+Example:
+    >>> import torch
+    >>> from transformers import BertConfig, BertForSequenceClassification
+    >>> from hf_prune import MagnitudeConfig, create_method
+    >>> model = BertForSequenceClassification(BertConfig(
+    ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    >>> method = create_method(MagnitudeConfig(target_sparsity=0.5, begin_step=0, end_step=4))
+    >>> method.attach(model); method.begin(total_steps=5)
+    >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    >>> for step in range(1, 6):
+    ...     optimizer.step(); method.step(step, optimizer)
+    >>> round(method.sparsity(), 3)
+    0.5
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..config import PruningConfig
+from ..errors import CheckpointMismatchError, InvalidConfigError
+from ..targets import find_targets, layer_group
+
+logger = logging.getLogger(__name__)
+
+
+class PruningMethod(ABC):
+    """Base class of pruning methods; see the module docstring for the hook contract."""
+
+    config_class: ClassVar[type[PruningConfig]]
+
+    def __init__(self, config: PruningConfig) -> None:
+        if not isinstance(config, self.config_class):
+            raise InvalidConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}."
+            )
+        self.config = config
+        self.targets: dict[str, nn.Module] = {}
+        self.total_steps: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.method
+
+    @property
+    def attached(self) -> bool:
+        return bool(self.targets)
+
+    def attach(self, model: nn.Module) -> None:
+        """Find the modules to prune; errors on bad patterns happen here, before training."""
+        self.targets = find_targets(
+            model,
+            include=self.config.include,
+            exclude=self.config.exclude,
+            include_embeddings=self.config.include_embeddings,
+        )
+
+    def begin(self, total_steps: int) -> None:
+        """Called when training starts, with the run's total number of optimizer steps."""
+        self.total_steps = total_steps
+
+    @abstractmethod
+    def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Update after optimizer step number ``step`` (1-based) has been applied."""
+
+    def penalty(self) -> torch.Tensor | None:
+        """Extra loss term to add to the task loss, or ``None`` (the default)."""
+        return None
+
+    @abstractmethod
+    def stats(self) -> dict[str, float]:
+        """Scalars to log, keys without the ``prune/`` prefix."""
+
+    @abstractmethod
+    def finalize(self) -> dict[str, Any]:
+        """Reach the method's final state and return a JSON-able report."""
+
+    @property
+    @abstractmethod
+    def finished(self) -> bool:
+        """Whether :meth:`finalize` has been reached (by the schedule or by a call)."""
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors and JSON-able metadata needed to resume exactly."""
+        return {}, {"method": self.name, "targets": list(self.targets)}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; refuses state from another method or other targets."""
+        if metadata.get("method") != self.name:
+            raise CheckpointMismatchError(
+                f"The checkpoint's pruning state is for method {metadata.get('method')!r}, but this "
+                f"run uses {self.name!r}; resume with the same pruning config or start a new run."
+            )
+        if metadata.get("targets") != list(self.targets):
+            raise CheckpointMismatchError(
+                "The checkpoint's pruning state covers other modules than this run's targets "
+                f"({len(metadata.get('targets') or [])} vs {len(self.targets)}); resume with the same "
+                "include/exclude patterns and model."
+            )
+
+
+class ElementwiseMaskMethod(PruningMethod):
+    """Shared logic of methods whose result is a per-weight 0/1 mask kept as exact zeros.
+
+    The mask is applied to the weights in place after each optimizer step (``masked_fill_``), so
+    the model's parameters and state-dict keys are untouched and a forward pass costs nothing
+    extra. Weight decay and Adam's momentum cannot revive a pruned weight: it is zeroed again
+    right after every step.
+    """
+
+    def __init__(self, config: PruningConfig) -> None:
+        super().__init__(config)
+        self.pruned: dict[str, torch.Tensor] = {}  # name -> bool, True where the weight is zero
+        self.frozen = False
+
+    @property
+    def finished(self) -> bool:
+        return self.frozen
+
+    def weight(self, name: str) -> torch.Tensor:
+        return self.targets[name].weight
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Zero every pruned weight in place."""
+        for name, pruned in self.pruned.items():
+            self.weight(name).masked_fill_(pruned, 0.0)
+
+    @torch.no_grad()
+    def freeze_current_zeros(self) -> None:
+        """Freeze the pattern as it stands: every weight that is exactly zero stays zero."""
+        self.pruned = {name: self.weight(name) == 0 for name in self.targets}
+        self.frozen = True
+
+    @torch.no_grad()
+    def sparsity_per_matrix(self) -> dict[str, float]:
+        """Fraction of exact zeros in each target weight, read from the weights."""
+        return {name: (self.weight(name) == 0).float().mean().item() for name in self.targets}
+
+    @torch.no_grad()
+    def sparsity(self) -> float:
+        """Fraction of exact zeros over all target weights, read from the weights."""
+        zeros = sum(int((self.weight(n) == 0).sum()) for n in self.targets)
+        total = sum(self.weight(n).numel() for n in self.targets)
+        return zeros / max(total, 1)
+
+    @torch.no_grad()
+    def group_sparsity(self) -> dict[str, float]:
+        """Sparsity per coarse layer group (attention / ffn / embeddings)."""
+        zeros: dict[str, int] = {}
+        totals: dict[str, int] = {}
+        for name, module in self.targets.items():
+            group = layer_group(name, module)
+            zeros[group] = zeros.get(group, 0) + int((module.weight == 0).sum())
+            totals[group] = totals.get(group, 0) + module.weight.numel()
+        return {group: zeros[group] / totals[group] for group in totals}
+
+    def stats(self) -> dict[str, float]:
+        stats = {"sparsity": self.sparsity(), "frozen": float(self.frozen)}
+        stats.update({f"sparsity/{g}": s for g, s in self.group_sparsity().items()})
+        return stats
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, metadata = super().state_dict()
+        tensors.update({f"pruned::{name}": mask for name, mask in self.pruned.items()})
+        metadata["frozen"] = self.frozen
+        return tensors, metadata
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        super().load_state_dict(tensors, metadata)
+        self.pruned = {
+            key.split("::", 1)[1]: value.to(device=self.weight(key.split("::", 1)[1]).device, dtype=torch.bool)
+            for key, value in tensors.items()
+            if key.startswith("pruned::")
+        }
+        self.frozen = bool(metadata["frozen"])
+        self.apply_masks()
+
+    def report(self) -> dict[str, Any]:
+        """Sparsity per matrix and overall, from the weights."""
+        return {
+            "method": self.name,
+            "sparsity": self.sparsity(),
+            "sparsity_per_matrix": self.sparsity_per_matrix(),
+            "group_sparsity": self.group_sparsity(),
+        }
+
+
+def keep_topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """Boolean mask that is True at exactly the ``keep`` largest entries of ``scores``.
+
+    Exact even with ties (``topk`` picks indices, not a threshold), which is what makes the
+    target sparsity exact.
+
+    Example:
+        >>> keep_topk_mask(torch.tensor([3.0, 1.0, 1.0, 2.0]), 2).tolist()
+        [True, False, False, True]
+    """
+    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
+    if keep > 0:
+        indices = torch.topk(scores.flatten(), keep, sorted=False).indices
+        mask[indices] = True
+    return mask.view_as(scores)
+
+
+def pruned_masks_for_target(
+    scores: dict[str, torch.Tensor], sparsity: float, distribution: str
+) -> dict[str, torch.Tensor]:
+    """Pruned-weight masks (True = zero) keeping the highest scores at exactly ``sparsity``.
+
+    ``distribution="per_matrix"`` gives every matrix that sparsity; ``"global"`` ranks all
+    scores together so only the total is exact.
+    """
+    if distribution == "per_matrix":
+        return {
+            name: ~keep_topk_mask(s, s.numel() - round(sparsity * s.numel()))
+            for name, s in scores.items()
+        }
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    keep = keep_topk_mask(flat, flat.numel() - round(sparsity * flat.numel()))
+    masks, offset = {}, 0
+    for name, s in scores.items():
+        masks[name] = ~keep[offset : offset + s.numel()].view_as(s)
+        offset += s.numel()
+    return masks

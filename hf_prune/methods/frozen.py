@@ -1,0 +1,50 @@
+"""Fine-tuning with a frozen sparsity pattern: every weight that is zero now stays zero.
+
+Use it to fine-tune a pruned model further (a loaded export, another task) without losing a
+single zero.
+
+Example:
+    >>> from hf_prune import FrozenMaskConfig
+    >>> FrozenMaskConfig().method
+    'frozen'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import PruningConfig
+from .base import ElementwiseMaskMethod
+
+
+@dataclass
+class FrozenMaskConfig(PruningConfig):
+    """Keep the zeros the target weights have when training starts.
+
+    Example:
+        >>> FrozenMaskConfig(include_embeddings=True).include_embeddings
+        True
+    """
+
+    method = "frozen"
+
+
+class FrozenMask(ElementwiseMaskMethod):
+    """Re-applies the pattern found at :meth:`attach` after every optimizer step."""
+
+    config_class = FrozenMaskConfig
+
+    def attach(self, model: nn.Module) -> None:
+        super().attach(model)
+        self.freeze_current_zeros()
+
+    def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.apply_masks()
+
+    def finalize(self) -> dict[str, Any]:
+        self.apply_masks()
+        return self.report()

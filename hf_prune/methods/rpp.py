@@ -1,0 +1,271 @@
+"""Reweighted Proximal Pruning (Guo et al. 2019, arXiv 1909.12486).
+
+After each optimizer step (the optimizer never sees the penalty, so Adam's moments are not
+disturbed) the target weights go through the proximal operator of the reweighted l1 penalty
+``gamma * sum_i alpha_i |w_i|``, a soft threshold that produces exact zeros::
+
+    w_i <- sign(w_i) * max(|w_i| - lr_t * gamma_m * alpha_i [/ (sqrt(v_hat_i) + eps)], 0)
+
+* ``lr_t`` is the learning rate the optimizer just used (it follows warm-up and decay).
+* ``alpha_i = 1 / (|w_i| + epsilon)`` is recomputed every ``reweight_interval`` steps; the first
+  round may use ``alpha = 1`` (plain l1). Design choice: alpha is scaled to mean 1 over each
+  matrix's non-zero weights, so gamma keeps its meaning across rounds and matrices (zeros get
+  ~|w|/epsilon times the threshold of a typical weight, which is what keeps them zero).
+* ``threshold="adam"`` divides by Adam's bias-corrected ``sqrt(v_hat) + eps`` (the preconditioned
+  variant of published prox-AdamW code); ``"plain"`` does not.
+* Reaching the target (design choice, see README): l1 alone gives whatever sparsity gamma yields,
+  and one gamma gives very uneven sparsity across matrices. So ``gamma_m`` is adjusted
+  multiplicatively each step to track a cubic sparsity ramp, per matrix or globally
+  (``gamma_control``). At the schedule's end the weights are projected onto exactly
+  ``target_sparsity`` (top-|w|) and the pattern is frozen; the report says how much sparsity came
+  from the proximal path and how many zero weights the projection re-admitted.
+
+Example:
+    >>> from hf_prune import RPPConfig
+    >>> cfg = RPPConfig(target_sparsity=0.8, threshold="adam")
+    >>> cfg.method, cfg.gamma_control
+    ('rpp', 'per_matrix')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
+from ..schedules import cubic_sparsity
+from .base import ElementwiseMaskMethod, pruned_masks_for_target
+
+# gamma may move this many times away from its initial value, either way: enough to span the
+# weight scales of real encoders, bounded so a stalled matrix cannot send it to inf.
+_GAMMA_RANGE = 1e4
+
+
+@dataclass
+class RPPConfig(ScheduledSparsityConfig):
+    """Reweighted proximal pruning.
+
+    Example:
+        >>> RPPConfig(gamma=0.5, reweight_interval=25).reweight_interval
+        25
+    """
+
+    method = "rpp"
+
+    gamma: float = field(
+        default=15.0,
+        metadata={"help": "Initial l1 strength (> 0), on the scale of normalised alpha (mean 1 over non-zeros)."},
+    )
+    epsilon: float = field(
+        default=1e-3, metadata={"help": "Reweighting epsilon in alpha = 1/(|w| + epsilon), > 0."}
+    )
+    reweight_interval: int = field(
+        default=50, metadata={"help": "Optimizer steps per reweighting round (alpha recomputed), >= 1."}
+    )
+    plain_l1_first_round: bool = field(
+        default=False,
+        metadata={"help": "Use alpha = 1 (plain l1) in the first round (abrupt with Adam: see README)."},
+    )
+    threshold: Literal["plain", "adam"] = field(
+        default="plain",
+        metadata={"help": "'plain': lr*gamma*alpha; 'adam': also divided by sqrt(v_hat)+eps."},
+    )
+    gamma_control: Literal["per_matrix", "global", "off"] = field(
+        default="per_matrix",
+        metadata={"help": "Adapt gamma to track the sparsity ramp per matrix, globally, or not."},
+    )
+    controller_gain: float = field(
+        default=0.5,
+        metadata={"help": "gamma *= exp(gain * (scheduled - measured sparsity)) each step, >= 0."},
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("gamma", self.gamma, 0.0, math.inf, low_inclusive=False)
+        check_range("epsilon", self.epsilon, 0.0, math.inf, low_inclusive=False)
+        check_range("controller_gain", self.controller_gain, 0.0, math.inf)
+        if self.reweight_interval < 1:
+            raise InvalidConfigError(f"reweight_interval={self.reweight_interval} must be >= 1.")
+
+
+def _param_groups_by_param(optimizer: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
+    return {id(p): group for group in optimizer.param_groups for p in group["params"]}
+
+
+def _adam_denominator(optimizer: torch.optim.Optimizer, param: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
+    """Adam's bias-corrected ``sqrt(v_hat) + eps`` for ``param``."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
+    state = inner.state.get(param, {})
+    if "exp_avg_sq" not in state:
+        raise InvalidConfigError(
+            f"RPPConfig.threshold='adam' needs an Adam-family optimizer with 'exp_avg_sq' state; "
+            f"{type(inner).__name__} has none. Use threshold='plain' or an AdamW optimizer."
+        )
+    step = float(state["step"])
+    beta2 = group["betas"][1]
+    v_hat = state["exp_avg_sq"] / (1.0 - beta2**step)
+    return v_hat.sqrt_().add_(group["eps"])
+
+
+class ReweightedProximalPruning(ElementwiseMaskMethod):
+    """RPP; see the module docstring. Phases: ``dense`` -> ``proximal`` -> ``frozen``."""
+
+    config_class = RPPConfig
+    config: RPPConfig
+
+    def __init__(self, config: RPPConfig) -> None:
+        super().__init__(config)
+        self.begin_step = 0
+        self.end_step = 0
+        self.gamma: torch.Tensor | None = None  # one value per target matrix
+        self.alpha: dict[str, torch.Tensor] = {}  # empty in a plain-l1 round
+        self.reweight_round = -1
+        self.scheduled_sparsity = 0.0
+        self.proximal_sparsity: float | None = None
+        self.readmitted = 0
+        self.last_threshold = 0.0
+        self._groups: dict[int, dict[str, Any]] = {}
+        self._groups_of: int | None = None
+
+    def begin(self, total_steps: int) -> None:
+        super().begin(total_steps)
+        self.begin_step, self.end_step = self.config.resolve_steps(total_steps)
+        if self.gamma is None:
+            self.gamma = torch.full((len(self.targets),), float(self.config.gamma), dtype=torch.float64)
+
+    @property
+    def phase(self) -> str:
+        return "frozen" if self.frozen else ("proximal" if self.reweight_round >= 0 else "dense")
+
+    def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        if self.frozen:
+            self.apply_masks()
+            return
+        if self.begin_step < step <= self.end_step:
+            if optimizer is None:
+                raise ValueError("RPP.step needs the optimizer: the threshold follows its learning rate.")
+            self._proximal_step(step, optimizer)
+        if step >= self.end_step:
+            self.finalize()
+
+    @torch.no_grad()
+    def _proximal_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        if self.gamma is None:
+            self.begin(self.total_steps or step)
+        self._maybe_reweight(step)
+        if self._groups_of != id(optimizer):
+            self._groups, self._groups_of = _param_groups_by_param(optimizer), id(optimizer)
+        zeros = []
+        thresholds = []
+        for index, name in enumerate(self.targets):
+            weight = self.weight(name)
+            group = self._groups[id(weight)]
+            scale = group["lr"] * float(self.gamma[index])
+            threshold = self.alpha[name] * scale if self.alpha else torch.full_like(weight, scale)
+            if self.config.threshold == "adam":
+                threshold.div_(_adam_denominator(optimizer, weight, group))
+            shrunk = weight.abs().sub_(threshold).clamp_(min=0.0)
+            weight.copy_(shrunk.mul_(weight.sign()))
+            zeros.append(int((weight == 0).sum()))
+            thresholds.append(scale)
+        self.last_threshold = sum(thresholds) / len(thresholds)
+        self.scheduled_sparsity = cubic_sparsity(step, 0.0, self.config.target_sparsity, self.begin_step, self.end_step)
+        self._control_gamma(zeros)
+
+    def _maybe_reweight(self, step: int) -> None:
+        round_index = (step - self.begin_step - 1) // self.config.reweight_interval
+        if round_index == self.reweight_round:
+            return
+        self.reweight_round = round_index
+        if round_index == 0 and self.config.plain_l1_first_round:
+            self.alpha = {}
+        else:
+            self.alpha = {name: self._reweighting_factors(self.weight(name)) for name in self.targets}
+
+    def _reweighting_factors(self, weight: torch.Tensor) -> torch.Tensor:
+        """``1 / (|w| + epsilon)``, scaled to mean 1 over the matrix's non-zero weights.
+
+        The scaling is a per-matrix constant (it could be folded into gamma), but without it the
+        threshold of the surviving weights jumps by ~1/|w| (10-1000x) at every reweighting and
+        differs with each matrix's weight scale; the gamma controller then overshoots.
+        """
+        inverse = 1.0 / (weight.abs() + self.config.epsilon)
+        nonzero = weight != 0
+        scale = inverse[nonzero].mean() if bool(nonzero.any()) else inverse.mean()
+        return inverse.div_(scale)
+
+    def _control_gamma(self, zeros: list[int]) -> None:
+        if self.config.gamma_control == "off" or self.gamma is None:
+            return
+        sizes = torch.tensor([self.weight(n).numel() for n in self.targets], dtype=torch.float64)
+        measured = torch.tensor(zeros, dtype=torch.float64)
+        if self.config.gamma_control == "global":
+            measured = torch.full_like(sizes, float(measured.sum() / sizes.sum()))
+        else:
+            measured = measured / sizes
+        self.gamma.mul_(torch.exp(self.config.controller_gain * (self.scheduled_sparsity - measured)))
+        self.gamma.clamp_(self.config.gamma / _GAMMA_RANGE, self.config.gamma * _GAMMA_RANGE)
+
+    @torch.no_grad()
+    def finalize(self) -> dict[str, Any]:
+        if not self.frozen:
+            self.proximal_sparsity = self.sparsity()
+            scores = {name: self.weight(name).abs() for name in self.targets}
+            self.pruned = pruned_masks_for_target(
+                scores, self.config.target_sparsity, self.config.sparsity_distribution
+            )
+            # Kept positions that are already exactly zero: over-pruned matrices get them back.
+            self.readmitted = sum(int(((~p) & (scores[n] == 0)).sum()) for n, p in self.pruned.items())
+            self.apply_masks()
+            self.frozen = True
+            self.alpha = {}
+            self.scheduled_sparsity = self.config.target_sparsity
+        report = self.report()
+        report.update(
+            proximal_sparsity=self.proximal_sparsity,
+            projection_added=None
+            if self.proximal_sparsity is None
+            else self.config.target_sparsity - self.proximal_sparsity,
+            readmitted_zeros=self.readmitted,
+        )
+        return report
+
+    def stats(self) -> dict[str, float]:
+        stats = {**super().stats(), "scheduled_sparsity": self.scheduled_sparsity, "threshold": self.last_threshold}
+        if self.gamma is not None:
+            stats["gamma"] = float(self.gamma.mean())
+        if self.proximal_sparsity is not None:
+            stats["proximal_sparsity"] = self.proximal_sparsity
+        return stats
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, metadata = super().state_dict()
+        if self.gamma is not None:
+            tensors["gamma"] = self.gamma.clone()
+        tensors.update({f"alpha::{name}": a for name, a in self.alpha.items()})
+        metadata.update(
+            reweight_round=self.reweight_round,
+            scheduled_sparsity=self.scheduled_sparsity,
+            proximal_sparsity=self.proximal_sparsity,
+            readmitted=self.readmitted,
+            last_threshold=self.last_threshold,
+        )
+        return tensors, metadata
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        super().load_state_dict(tensors, metadata)
+        if "gamma" in tensors:
+            self.gamma = tensors["gamma"].to(torch.float64).clone()
+        self.alpha = {
+            key.split("::", 1)[1]: value.to(self.weight(key.split("::", 1)[1]).device)
+            for key, value in tensors.items()
+            if key.startswith("alpha::")
+        }
+        self.reweight_round = int(metadata["reweight_round"])
+        self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
+        self.proximal_sparsity = metadata["proximal_sparsity"]
+        self.readmitted = int(metadata["readmitted"])
+        self.last_threshold = float(metadata["last_threshold"])

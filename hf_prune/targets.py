@@ -1,0 +1,123 @@
+"""Which modules of a model get pruned.
+
+Candidates are the ``nn.Linear`` layers inside the model's encoder backbone
+(``model.base_model``): attention query/key/value/output and the feed-forward in/out layers.
+Classifier heads and poolers sit outside the backbone's encoder and are never candidates; the
+input word embedding is one when ``include_embeddings`` is set. Only weight matrices are pruned:
+never biases or LayerNorm.
+
+Example:
+    >>> from transformers import BertConfig, BertForSequenceClassification
+    >>> model = BertForSequenceClassification(BertConfig(
+    ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    >>> names = list(find_targets(model))
+    >>> names[0], len(names)
+    ('bert.encoder.layer.0.attention.self.query', 6)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from torch import nn
+
+from .errors import NoMatchingModulesError, UnsupportedModelError
+
+# Linear layers of the backbone that are not part of the encoder stack proper.
+_NON_ENCODER_PARTS = re.compile(r"(^|\.)pooler(\.|$)")
+
+
+def _backbone(model: nn.Module) -> tuple[nn.Module, str]:
+    """The encoder backbone and its name prefix inside ``model``."""
+    base = getattr(model, "base_model", None)
+    if not isinstance(base, nn.Module):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no `base_model`; hf_prune prunes Hugging Face "
+            f"transformers models (PreTrainedModel subclasses such as BertForSequenceClassification)."
+        )
+    if base is model:
+        return model, ""
+    for name, module in model.named_modules():
+        if module is base:
+            return base, name + "."
+    raise UnsupportedModelError(f"Could not locate the base model inside {type(model).__name__}.")
+
+
+def candidate_modules(model: nn.Module, include_embeddings: bool = False) -> dict[str, nn.Module]:
+    """Every module that could be pruned, by full name, in model order."""
+    base, prefix = _backbone(model)
+    candidates: dict[str, nn.Module] = {}
+    embedding = model.get_input_embeddings() if include_embeddings else None
+    for name, module in base.named_modules():
+        full_name = prefix + name
+        if module is embedding:
+            candidates[full_name] = module
+        elif isinstance(module, nn.Linear) and not _NON_ENCODER_PARTS.search(name):
+            if name.split(".")[0].startswith("embeddings") and not include_embeddings:
+                continue  # e.g. ELECTRA's embeddings_project counts as part of the embeddings
+            candidates[full_name] = module
+    return candidates
+
+
+def _check_patterns(kind: str, patterns: Sequence[str], names: Sequence[str]) -> None:
+    for pattern in patterns:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise NoMatchingModulesError(f"{kind} pattern {pattern!r} is not a valid regex: {err}.") from None
+        if not any(compiled.search(name) for name in names):
+            examples = ", ".join(names[:4])
+            raise NoMatchingModulesError(
+                f"{kind} pattern {pattern!r} matches none of the {len(names)} prunable modules "
+                f"(e.g. {examples}); fix the pattern or remove it."
+            )
+
+
+def find_targets(
+    model: nn.Module,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    include_embeddings: bool = False,
+) -> dict[str, nn.Module]:
+    """The modules to prune, by full name, after include/exclude patterns.
+
+    Raises:
+        UnsupportedModelError: the model has no encoder backbone or no prunable layer.
+        NoMatchingModulesError: a pattern matches nothing, or nothing is left after filtering.
+    """
+    candidates = candidate_modules(model, include_embeddings)
+    if not candidates:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no nn.Linear layers in its encoder; hf_prune prunes "
+            f"transformer encoders built from nn.Linear (BERT, RoBERTa, DistilBERT, ELECTRA, ...)."
+        )
+    names = list(candidates)
+    _check_patterns("include", include or [], names)
+    _check_patterns("exclude", exclude or [], names)
+    selected = {
+        name: module
+        for name, module in candidates.items()
+        if (not include or any(re.search(p, name) for p in include))
+        and not any(re.search(p, name) for p in (exclude or []))
+    }
+    if not selected:
+        raise NoMatchingModulesError(
+            f"include={include!r} and exclude={exclude!r} leave no module to prune out of "
+            f"{len(names)} candidates; loosen the patterns."
+        )
+    return selected
+
+
+def layer_group(name: str, module: nn.Module) -> str:
+    """A coarse group for logging: 'embeddings', 'attention' or 'ffn'.
+
+    Example:
+        >>> layer_group("bert.encoder.layer.0.attention.self.query", nn.Linear(2, 2))
+        'attention'
+    """
+    if isinstance(module, nn.Embedding) or "embedding" in name:
+        return "embeddings"
+    if re.search(r"attention|attn|(^|\.)(q|k|v|out)_lin($|\.)", name):
+        return "attention"
+    return "ffn"

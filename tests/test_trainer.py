@@ -1,0 +1,131 @@
+"""PruningTrainer and PruningCallback on a tiny model: targets met, logs, accumulation, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Trainer
+
+from hf_prune import MagnitudeConfig, PruningCallback, PruningTrainer, RPPConfig
+from hf_prune.errors import CheckpointMismatchError, MissingPruningStateError, NoMatchingModulesError
+
+from .conftest import ARCHITECTURES, tiny_bert, training_args
+
+CONFIGS = {
+    "rpp": lambda: RPPConfig(target_sparsity=0.75, reweight_interval=4, begin_fraction=0.1, end_fraction=0.6),
+    "magnitude": lambda: MagnitudeConfig(target_sparsity=0.75, prune_interval=2, begin_fraction=0.1, end_fraction=0.6),
+}
+
+
+def _make_trainer(path, model, dataset, config, use_callback, **arg_overrides):
+    args = training_args(path, **arg_overrides)
+    if use_callback:
+        callback = PruningCallback(config)
+        return Trainer(model=model, args=args, train_dataset=dataset, callbacks=[callback]), callback.method
+    trainer = PruningTrainer(model=model, args=args, train_dataset=dataset, pruning=config)
+    return trainer, trainer.pruning_method
+
+
+def _weights(method):
+    return {name: module.weight.detach().clone() for name, module in method.targets.items()}
+
+
+@pytest.mark.parametrize("use_callback", [False, True], ids=["PruningTrainer", "PruningCallback"])
+@pytest.mark.parametrize("method_name", sorted(CONFIGS))
+def test_training_reaches_the_exact_target(tmp_path, dataset, method_name, use_callback):
+    trainer, method = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS[method_name](), use_callback)
+    trainer.train()
+    assert method.frozen
+    for name, sparsity in method.sparsity_per_matrix().items():
+        assert sparsity == pytest.approx(0.75, abs=1e-3), name
+    train_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert train_logs and all("prune/sparsity" in entry for entry in train_logs)
+    assert train_logs[-1]["prune/sparsity"] == pytest.approx(0.75, abs=1e-3)
+    assert any(key.startswith("prune/sparsity/") for key in train_logs[-1])
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_trains_to_target(tmp_path, dataset, arch):
+    trainer, method = _make_trainer(tmp_path, ARCHITECTURES[arch](), dataset, CONFIGS["rpp"](), False, max_steps=12)
+    trainer.train()
+    assert method.sparsity() == pytest.approx(0.75, abs=1e-3)
+
+
+def test_one_pruning_step_per_optimizer_step_with_accumulation(tmp_path, dataset):
+    trainer, method = _make_trainer(
+        tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, gradient_accumulation_steps=3, max_steps=6,
+        per_device_train_batch_size=4,
+    )
+    steps_seen = []
+    original = method.step
+    method.step = lambda step, optimizer=None: (steps_seen.append(step), original(step, optimizer))[-1]
+    trainer.train()
+    assert steps_seen == [1, 2, 3, 4, 5, 6]
+    assert method.sparsity() == pytest.approx(0.75, abs=1e-3)
+
+
+def test_skipped_optimizer_step_does_not_advance_pruning():
+    callback = PruningCallback(CONFIGS["magnitude"]())
+    calls = []
+    callback.method.step = lambda step, optimizer=None: calls.append(step)
+
+    class SkippedOptimizer:
+        step_was_skipped = True
+
+    class State:
+        global_step = 4
+
+    callback.on_optimizer_step(None, State(), None, optimizer=SkippedOptimizer())
+    assert calls == []
+    SkippedOptimizer.step_was_skipped = False
+    callback.on_optimizer_step(None, State(), None, optimizer=SkippedOptimizer())
+    assert calls == [5]
+
+
+def test_bad_patterns_fail_when_the_trainer_is_built(tmp_path, dataset):
+    with pytest.raises(NoMatchingModulesError):
+        PruningTrainer(model=tiny_bert(), args=training_args(tmp_path), train_dataset=dataset,
+                       pruning=RPPConfig(include=["decoder"]))
+
+
+@pytest.mark.parametrize("use_callback", [False, True], ids=["PruningTrainer", "PruningCallback"])
+@pytest.mark.parametrize("method_name", sorted(CONFIGS))
+def test_resume_gives_the_same_mask_as_an_uninterrupted_run(tmp_path, dataset, method_name, use_callback):
+    save_args = dict(save_strategy="steps", save_steps=8, max_steps=20)
+    full, full_method = _make_trainer(tmp_path / "full", tiny_bert(), dataset, CONFIGS[method_name](), use_callback,
+                                      **save_args)
+    full.train()
+    # The checkpoint at step 8 is mid-schedule (ramp 2..12): masks, alphas, gammas must all resume.
+    resumed, resumed_method = _make_trainer(tmp_path / "full", tiny_bert(seed=1), dataset,
+                                            CONFIGS[method_name](), use_callback, **save_args)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-8"))
+    for name, weight in _weights(full_method).items():
+        resumed_weight = resumed_method.targets[name].weight
+        assert torch.equal(weight == 0, resumed_weight == 0), name
+        torch.testing.assert_close(weight, resumed_weight.detach())
+
+
+def test_resume_with_another_method_is_refused(tmp_path, dataset):
+    trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, save_strategy="steps",
+                               save_steps=5, max_steps=5)
+    trainer.train()
+    other, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, max_steps=10)
+    with pytest.raises(CheckpointMismatchError, match="'rpp'"):
+        other.train(resume_from_checkpoint=str(tmp_path / "checkpoint-5"))
+
+
+def test_resume_from_a_checkpoint_without_pruning_state_is_refused(tmp_path, dataset):
+    plain = Trainer(model=tiny_bert(), args=training_args(tmp_path, save_strategy="steps", save_steps=5, max_steps=5),
+                    train_dataset=dataset)
+    plain.train()
+    trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, max_steps=10)
+    with pytest.raises(MissingPruningStateError, match="hf_prune_state"):
+        trainer.train(resume_from_checkpoint=True)
+
+
+def test_plain_pruning_trainer_without_config_is_a_trainer(tmp_path, dataset):
+    trainer = PruningTrainer(model=tiny_bert(), args=training_args(tmp_path, max_steps=3), train_dataset=dataset)
+    trainer.train()
+    assert trainer.pruning_method is None
+    with pytest.raises(ValueError, match="no pruning config"):
+        trainer.save_pruned(tmp_path / "out")
