@@ -1,0 +1,98 @@
+"""Step-time overhead of pruning vs. a plain Trainer, on the real MiniLM (batch 32, seq 64).
+
+Variants run interleaved in one process (round-robin blocks of steps, order rotated every
+round) so machine noise hits all of them alike. Each block is a fresh short run whose pruning
+schedule covers dense -> pruning -> frozen in the same proportions as a real run.
+
+    python benchmarks/overhead.py [--rounds 4] [--steps 25]
+
+Writes benchmarks/results/overhead.json and overhead.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import MODEL, StepTimer, machine_info, median, write_json, write_text  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments  # noqa: E402
+
+from hf_prune import MagnitudeConfig, PruningTrainer, RPPConfig  # noqa: E402
+from hf_prune.pretrained import resolve_model_path  # noqa: E402
+from hf_prune.tasks import load_task  # noqa: E402
+
+BATCH, SEQ = 32, 64
+VARIANTS = {
+    "trainer": lambda: None,
+    "rpp": lambda: RPPConfig(target_sparsity=0.8),
+    "magnitude": lambda: MagnitudeConfig(target_sparsity=0.8),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=25, help="optimizer steps per block")
+    parser.add_argument("--warmup", type=int, default=2, help="steps dropped at the start of each block")
+    options = parser.parse_args()
+    logging.disable(logging.WARNING)
+
+    path = resolve_model_path(MODEL)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    data = load_task("movie_sentiment")["train"].select(range(BATCH * options.steps))
+    data = data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=SEQ, padding="max_length"),
+                    batched=True, remove_columns=["text"])
+
+    times: dict[str, list[tuple[float, str]]] = {name: [] for name in VARIANTS}
+    names = list(VARIANTS)
+    for round_index in range(options.rounds):
+        order = names[round_index % len(names):] + names[: round_index % len(names)]
+        for name in order:
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+            with tempfile.TemporaryDirectory() as tmp:
+                args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=BATCH, max_steps=options.steps,
+                                         learning_rate=5e-5, warmup_steps=0.1, seed=0, report_to="none",
+                                         save_strategy="no", logging_steps=10_000, disable_tqdm=True)
+                trainer = PruningTrainer(model=model, args=args, train_dataset=data, pruning=VARIANTS[name]())
+                method = trainer.pruning_method
+                timer = StepTimer(phase_of=(lambda m=method: getattr(m, "phase", "frozen" if m.frozen else "pruning"))
+                                  if method else None)
+                trainer.add_callback(timer)
+                trainer.train()
+            times[name].extend(timer.times[options.warmup:])
+            print(f"round {round_index} {name}: median {median([t for t, _ in timer.times[options.warmup:]]):.3f}s",
+                  flush=True)
+
+    base = median([t for t, _ in times["trainer"]])
+    methods = {}
+    for name in names[1:]:
+        step = median([t for t, _ in times[name]])
+        phases = sorted({p for _, p in times[name]})
+        methods[name] = {
+            "median_step_s": step,
+            "step_ratio_vs_trainer": step / base,
+            "median_step_s_by_phase": {p: median([t for t, q in times[name] if q == p]) for p in phases},
+            "steps_timed": len(times[name]),
+        }
+    payload = {
+        "model": MODEL, "batch_size": BATCH, "seq_len": SEQ, "rounds": options.rounds,
+        "steps_per_block": options.steps, "trainer_median_step_s": base, "methods": methods,
+        "target": "step_ratio_vs_trainer <= 1.03", "machine": machine_info(),
+    }
+    write_json("overhead.json", payload)
+    lines = ["| variant | median step (s) | ratio vs Trainer | by phase (s) |", "|---|---|---|---|",
+             f"| Trainer | {base:.3f} | 1.000 | |"]
+    for name, row in methods.items():
+        by_phase = ", ".join(f"{p} {t:.3f}" for p, t in row["median_step_s_by_phase"].items())
+        lines.append(f"| {name} | {row['median_step_s']:.3f} | {row['step_ratio_vs_trainer']:.3f} | {by_phase} |")
+    write_text("overhead.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
