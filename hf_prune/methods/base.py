@@ -11,6 +11,16 @@ A method owns all of its pruning logic; the Trainer integration only calls these
 * ``finalize()``: reach the final state (the target sparsity, a frozen mask) and return a report.
 * ``state_dict()`` / ``load_state_dict()``: everything needed to resume exactly.
 
+Methods with trainable pruning state (movement scores, hard-concrete gate logits, Lagrange
+multipliers) keep those tensors *out of* ``model.parameters()``: they live in the method (a
+parametrization may hold a plain tensor attribute, not an ``nn.Parameter``), the method owns a
+small optimizer for them, and in ``step()`` it adds its penalty's gradient, steps that optimizer
+and zeroes their gradients. The Trainer's optimizer, its param groups and its checkpoint format
+are then identical with and without pruning, a stock ``Trainer`` + callback works unchanged, and
+the method's tensors and optimizer state go into the method's ``state_dict()`` (saved beside each
+checkpoint by the callback). Under multi-process training the method all-reduces their gradients
+itself (DDP only reduces model parameters).
+
 The same calls work in a plain Accelerate or PyTorch loop:
 
 Example:
