@@ -82,6 +82,7 @@ def save_pruned(
     if format not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose one of {list(EXPORT_FORMATS)}.")
     report = method.finalize()
+    method.materialize()
     weight_names = [f"{name}.weight" for name in method.targets]
     with atomic_directory(output_dir) as staging:
         model.save_pretrained(staging)

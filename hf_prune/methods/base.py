@@ -8,7 +8,10 @@ A method owns all of its pruning logic; the Trainer integration only calls these
 * ``step(step, optimizer)``: after optimizer step number ``step`` (1-based).
 * ``penalty()``: an extra loss term, or ``None``.
 * ``stats()``: numbers to log under ``prune/``.
-* ``finalize()``: reach the final state (the target sparsity, a frozen mask) and return a report.
+* ``finalize()``: reach the final state (the target sparsity, a frozen mask) and return a report;
+  the module structure stays as during training, so checkpoints keep loading.
+* ``materialize()``: turn the model into its exported form (remove parametrizations, compile
+  rank-pruned layers into two small Linear layers); called by the export, after ``finalize()``.
 * ``state_dict()`` / ``load_state_dict()``: everything needed to resume exactly.
 
 Methods with trainable pruning state (movement scores, hard-concrete gate logits, Lagrange
@@ -92,6 +95,9 @@ class PruningMethod(ABC):
     @abstractmethod
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Update after optimizer step number ``step`` (1-based) has been applied."""
+
+    def materialize(self) -> None:
+        """Turn the model into its exported form; the default (in-place zeros) needs nothing."""
 
     def penalty(self) -> torch.Tensor | None:
         """Extra loss term to add to the task loss, or ``None`` (the default)."""
