@@ -1,9 +1,10 @@
 """PruningTrainer: a ``transformers.Trainer`` that also takes a pruning config.
 
 Without ``pruning`` it is a plain Trainer. With it, it adds a :class:`PruningCallback`, puts the
-``prune/*`` scalars into every training log (before any reporting integration sees it), adds the
-method's penalty to the loss when the method has one, passes the resume folder to the callback,
-and can save the pruned model. It overrides only public Trainer hooks.
+``prune/*`` scalars into every training log (before any reporting integration sees it), passes
+the resume folder to the callback, and can save the pruned model. The loss is untouched: methods
+with a penalty apply its gradient to their own tensors in ``step()``, which is what lets a stock
+Trainer + callback behave identically. It overrides only public Trainer hooks.
 
 Example:
     >>> from hf_prune import PruningTrainer, RPPConfig
@@ -53,16 +54,6 @@ class PruningTrainer(Trainer):
                 folder = get_last_checkpoint(self.args.output_dir)  # Trainer raises if None
             self.pruning_callback.resume_from_checkpoint = folder
         return super().train(resume_from_checkpoint, *args, **kwargs)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        penalty = self.pruning_method.penalty() if self.pruning_method is not None and model.training else None
-        if penalty is None:
-            return result
-        if return_outputs:
-            loss, outputs = result
-            return loss + penalty, outputs
-        return result + penalty
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.pruning_callback is not None and "loss" in logs:

@@ -6,7 +6,8 @@ A method owns all of its pruning logic; the Trainer integration only calls these
   before the optimizer is built.
 * ``begin(total_steps)``: resolve the schedule once the run length is known.
 * ``step(step, optimizer)``: after optimizer step number ``step`` (1-based).
-* ``penalty()``: an extra loss term, or ``None``.
+* ``penalty()``: the current value of the method's own penalty, or ``None`` (for logging: the
+  method applies its gradient itself in ``step()``, the task loss is never changed).
 * ``stats()``: numbers to log under ``prune/``.
 * ``finalize()``: reach the final state (the target sparsity, a frozen mask) and return a report;
   the module structure stays as during training, so checkpoints keep loading.
@@ -96,11 +97,11 @@ class PruningMethod(ABC):
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Update after optimizer step number ``step`` (1-based) has been applied."""
 
-    def materialize(self) -> None:
+    def materialize(self) -> None:  # noqa: B027  (an optional hook, not abstract)
         """Turn the model into its exported form; the default (in-place zeros) needs nothing."""
 
     def penalty(self) -> torch.Tensor | None:
-        """Extra loss term to add to the task loss, or ``None`` (the default)."""
+        """Current value of the method's own penalty, or ``None`` (the default); for logging."""
         return None
 
     @abstractmethod
