@@ -26,7 +26,7 @@ demo: data
 	$(BIN)/hf-prune train recipes/movie_sentiment_rpp.yaml
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q
 
 quality: setup
 	$(BIN)/ruff check hf_prune tests benchmarks

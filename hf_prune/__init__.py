@@ -3,7 +3,7 @@
 Example:
     >>> from hf_prune import RPPConfig, available_methods
     >>> available_methods()
-    ['frozen', 'magnitude', 'rpp']
+    ['frozen', 'magnitude', 'movement', 'rank', 'rpp']
     >>> RPPConfig(target_sparsity=0.8).target_sparsity
     0.8
 """
@@ -16,7 +16,9 @@ from .export import load_pruned, read_report, save_pruned
 from .methods import (
     FrozenMaskConfig,
     MagnitudeConfig,
+    MovementConfig,
     PruningMethod,
+    RankConfig,
     RPPConfig,
     create_method,
 )
@@ -29,11 +31,13 @@ __version__ = "0.1.0"
 __all__ = [
     "FrozenMaskConfig",
     "MagnitudeConfig",
+    "MovementConfig",
     "PruningCallback",
     "PruningConfig",
     "PruningMethod",
     "PruningTrainer",
     "RPPConfig",
+    "RankConfig",
     "ScheduledSparsityConfig",
     "available_methods",
     "create_method",

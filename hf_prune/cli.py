@@ -9,6 +9,8 @@ Example:
     >>> main(["methods"])
     frozen
     magnitude
+    movement
+    rank
     rpp
     0
 """
@@ -50,17 +52,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .export import read_report
-    from .measure import saved_sparsity
+    from .export import measure_export, read_report
 
     report = read_report(args.path)
-    measured = saved_sparsity(args.path, report["pruned_weights"])
+    measured = measure_export(args.path)
     summary = {
         "method": report["method"],
+        "format": report.get("format", "dense"),
         "target_sparsity": report.get("target_sparsity"),
-        "sparsity_of_pruned_weights_in_file": measured["pruned"],
-        "sparsity_of_all_weights_in_file": measured["model"],
-        "parameters": report["parameters"],
+        "sparsity_kind": measured["sparsity_kind"],
+        "sparsity_of_pruned_weights_in_file": measured["saved_sparsity"],
+        "sparsity_of_all_weights_in_file": measured["saved_model_sparsity"],
+        "parameters": measured["parameters"],
+        "weight_bytes": measured["weight_bytes"],
     }
     print(json.dumps(summary, indent=2))
     return 0

@@ -1,13 +1,22 @@
 """Exporting a pruned model: materialised weights, the pruning config and a report.
 
 An export is not a checkpoint: it holds the final weights (pruned entries exactly zero) and no
-resume state. The ``dense`` format is a normal ``save_pretrained`` folder that loads with plain
-``AutoModel*.from_pretrained``. Every export is written into a temporary sibling folder and
-moved into place at the end, so a crash never leaves a half-written export behind, and an
-existing export at the same path is only replaced once the new one is complete.
+resume state. Three formats (see :mod:`hf_prune.formats`):
+
+* ``dense``: a normal ``save_pretrained`` folder that loads with plain
+  ``AutoModel*.from_pretrained``;
+* ``compact``: each pruned matrix as a 1-bit mask plus its non-zero values, several times
+  smaller on disk (element-wise methods);
+* ``factored``: rank-pruned layers as their two small factors (rank pruning).
+
+Every export holds ``config.json``, the tokenizer when given, ``hf_prune_config.json``,
+``pruning_report.json`` and the manifest ``hf_prune_export.json``, and loads back with one
+:func:`load_pruned` call. Every export is written into a temporary sibling folder and moved into
+place at the end, so a crash never leaves a half-written export behind, and an existing export
+at the same path is only replaced once the new one is complete.
 
 Example:
-    >>> # report = save_pruned(model, "outputs/demo", method, processing_class=tokenizer)
+    >>> # report = save_pruned(model, "outputs/demo", method, format="compact", processing_class=tokenizer)
     >>> # model = load_pruned("outputs/demo")
 """
 
@@ -18,20 +27,50 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
+import torch
 import transformers
 from torch import nn
 
-from .measure import folder_bytes, parameter_counts, saved_sparsity
+from .formats import (
+    EXPORT_FORMATS,
+    MANIFEST_FILE_NAME,
+    ExportFormat,
+    MissingExportFileError,
+    factored_modules,
+    load_export,
+    read_manifest,
+    read_state,
+    save_compact,
+    save_config,
+    save_dense,
+    save_factored,
+    write_manifest,
+)
+from .formats.common import read_checked_tensors
+from .formats.compact import MASK_SUFFIX, VALUES_SUFFIX, decode_state
+from .formats.compact import WEIGHTS_FILE_NAME as COMPACT_WEIGHTS_FILE_NAME
+from .formats.factored import WEIGHTS_FILE_NAME as FACTORED_WEIGHTS_FILE_NAME
+from .measure import folder_bytes, read_safetensors
 from .methods import PruningMethod
 
 logger = logging.getLogger(__name__)
 
 REPORT_FILE_NAME = "pruning_report.json"
-ExportFormat = Literal["dense"]
-EXPORT_FORMATS: tuple[str, ...] = ("dense",)
+_HUB_KWARGS = ("revision", "token", "cache_dir")
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "REPORT_FILE_NAME",
+    "ExportFormat",
+    "atomic_directory",
+    "load_pruned",
+    "read_report",
+    "save_pruned",
+]
 
 
 @contextmanager
@@ -73,45 +112,244 @@ def save_pruned(
     format: ExportFormat = "dense",
     processing_class: Any = None,
 ) -> dict[str, Any]:
-    """Finalize ``method`` and export ``model`` to ``output_dir``; returns the report.
+    """Finalize ``method`` and export ``model`` to ``output_dir`` in ``format``; returns the report.
 
-    The folder holds the weights (``model.safetensors``), the model config, the tokenizer when
-    given, ``hf_prune_config.json`` and ``pruning_report.json``. Sparsity in the report is read
-    back from the written safetensors file.
+    Sparsity, parameter counts and bytes in the report are read back from the written weights
+    file, not from the model. Report keys (all formats): ``format``, ``pruned_weights``,
+    ``saved_sparsity``, ``saved_model_sparsity``, ``saved_sparsity_per_matrix``,
+    ``sparsity_kind`` (``"zeros"``; ``"parameters_removed"`` for ``factored``, where sparsity is
+    the share of the dense matrices' parameters the factors do not store), ``parameters``
+    (total / nonzero / pruned_matrices as loaded), ``parameters_before`` / ``parameters_after``
+    (the dense equivalent / values stored in the file, mask bits not counted), ``bytes_before``
+    (tensor bytes of the dense equivalent) / ``bytes_after`` (the weights file on disk; also
+    ``weight_bytes``), and ``pruned_bytes`` / ``pruned_dense_bytes`` (the pruned matrices as
+    stored / as dense tensors).
+
+    Raises:
+        ValueError: ``format`` is unknown (before anything is done), ``compact`` is asked for
+            factored layers, or ``factored`` for a model without factored layers.
+
+    Example:
+        >>> # report = save_pruned(model, "out/compact", method, format="compact")
+        >>> # report["pruned_bytes"] / report["pruned_dense_bytes"]   # 0.131 at 90% sparsity, float32
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose one of {list(EXPORT_FORMATS)}.")
     report = method.finalize()
     method.materialize()
-    weight_names = [f"{name}.weight" for name in method.targets]
+    weight_names = _pruned_weight_names(method, model)
     with atomic_directory(output_dir) as staging:
-        model.save_pretrained(staging)
+        if format == "dense":
+            fields = save_dense(model, staging)
+        else:
+            save_config(model, staging)
+            fields = (
+                save_compact(model, staging, weight_names) if format == "compact" else save_factored(model, staging)
+            )
+        manifest = {"format": format, "model_class": type(model).__name__, **fields}
+        write_manifest(staging, manifest)
+        report.update(format=format, target_sparsity=getattr(method.config, "target_sparsity", None))
+        report.update(_measure(staging, manifest, weight_names))
         if processing_class is not None:
             processing_class.save_pretrained(staging)
         method.config.save(staging)
-        measured = saved_sparsity(staging, weight_names)
-        report.update(
-            format=format,
-            saved_sparsity=measured["pruned"],
-            saved_model_sparsity=measured["model"],
-            target_sparsity=getattr(method.config, "target_sparsity", None),
-            pruned_weights=weight_names,
-            parameters=parameter_counts(model, weight_names),
-            weight_bytes=folder_bytes(staging),
-        )
         with open(os.path.join(staging, REPORT_FILE_NAME), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
-    logger.info("Saved %s export to %s (sparsity %.4f)", format, output_dir, measured["pruned"])
+    logger.info(
+        "Saved %s export to %s (sparsity %.4f, %d bytes)",
+        format,
+        output_dir,
+        report["saved_sparsity"],
+        report["bytes_after"],
+    )
     return report
 
 
+def _pruned_weight_names(method: PruningMethod, model: nn.Module) -> list[str]:
+    """Dense-equivalent weight keys of the pruned matrices: the targets and any factored layer."""
+    names = [f"{name}.weight" for name in method.targets]
+    names += [f"{name}.weight" for name in factored_modules(model) if f"{name}.weight" not in names]
+    return names
+
+
+def _measure(folder: str, manifest: Mapping[str, Any], weight_names: Sequence[str]) -> dict[str, Any]:
+    """The report's numbers, read back from the weights file just written."""
+    if manifest["format"] == "factored":
+        return _measure_factored(folder, manifest, weight_names)
+    if manifest["format"] == "dense":
+        stored = view = read_safetensors(folder)
+        weights_bytes = folder_bytes(folder)
+    else:
+        stored = read_checked_tensors(folder, manifest)
+        view = decode_state(dict(stored), manifest, os.path.join(folder, manifest["weights_file"]))
+        weights_bytes = int(manifest["weights_bytes"])
+    aliases = manifest.get("aliases") or {}
+    pruned = {name: view[aliases.get(name, name)] for name in weight_names}
+    per_matrix = {name: float((t == 0).sum()) / max(t.numel(), 1) for name, t in pruned.items()}
+    zeros = sum(int((t == 0).sum()) for t in pruned.values())
+    total = sum(t.numel() for t in pruned.values())
+    floats = [t for t in view.values() if t.is_floating_point()]
+    encoded = manifest.get("encoded_tensors") or {}
+
+    def stored_bytes(name: str) -> int:
+        key = aliases.get(name, name)
+        if key in encoded:
+            return _nbytes(stored[key + MASK_SUFFIX]) + _nbytes(stored[key + VALUES_SUFFIX])
+        return _nbytes(view[key])
+
+    return {
+        "pruned_weights": list(weight_names),
+        "sparsity_kind": "zeros",
+        "saved_sparsity": zeros / max(total, 1),
+        "saved_model_sparsity": sum(int((t == 0).sum()) for t in floats) / max(sum(t.numel() for t in floats), 1),
+        "saved_sparsity_per_matrix": per_matrix,
+        "parameters": {
+            "total": sum(t.numel() for t in view.values()),
+            "nonzero": sum(int((t != 0).sum()) for t in view.values()),
+            "pruned_matrices": total,
+        },
+        "parameters_before": sum(t.numel() for t in view.values()),
+        "parameters_after": sum(t.numel() for k, t in stored.items() if not k.endswith(MASK_SUFFIX)),
+        "bytes_before": sum(_nbytes(t) for t in view.values()),
+        "bytes_after": weights_bytes,
+        "weight_bytes": weights_bytes,
+        "pruned_bytes": sum(stored_bytes(name) for name in {aliases.get(n, n) for n in weight_names}),
+        "pruned_dense_bytes": sum(_nbytes(view[key]) for key in {aliases.get(n, n) for n in weight_names}),
+    }
+
+
+def _measure_factored(folder: str, manifest: Mapping[str, Any], weight_names: Sequence[str]) -> dict[str, Any]:
+    """Report numbers of a factored export: sparsity is the share of parameters not stored."""
+    stored = read_state(folder, manifest, fill_aliases=False)
+    modules = manifest["factored_modules"]
+    after = sum(t.numel() for t in stored.values())
+    before = after
+    stored_count: dict[str, int] = {}
+    dense_count: dict[str, int] = {}
+    itemsize: dict[str, int] = {}
+    for name, spec in modules.items():
+        factors = spec["rank"] * (spec["in_features"] + spec["out_features"])
+        dense = spec["in_features"] * spec["out_features"]
+        before += dense - factors
+        stored_count[f"{name}.weight"], dense_count[f"{name}.weight"] = factors, dense
+        itemsize[f"{name}.weight"] = stored[f"{name}.up.weight"].element_size()
+    for name in weight_names:
+        if name not in stored_count:  # a target left as one Linear: stored whole
+            tensor = stored[(manifest.get("aliases") or {}).get(name, name)]
+            stored_count[name] = dense_count[name] = tensor.numel()
+            itemsize[name] = tensor.element_size()
+    per_matrix = {name: 1.0 - stored_count[name] / max(dense_count[name], 1) for name in weight_names}
+    weights_bytes = int(manifest["weights_bytes"])
+    dense_bytes = sum(_nbytes(t) for t in stored.values()) + sum(
+        (dense_count[n] - stored_count[n]) * itemsize[n] for n in stored_count
+    )
+    return {
+        "pruned_weights": list(weight_names),
+        "sparsity_kind": "parameters_removed",
+        "saved_sparsity": 1.0 - sum(stored_count.values()) / max(sum(dense_count.values()), 1),
+        "saved_model_sparsity": 1.0 - after / max(before, 1),
+        "saved_sparsity_per_matrix": per_matrix,
+        "factored_modules": dict(modules),
+        "parameters": {
+            "total": after,
+            "nonzero": sum(int((t != 0).sum()) for t in stored.values()),
+            "pruned_matrices": sum(stored_count.values()),
+        },
+        "parameters_before": before,
+        "parameters_after": after,
+        "bytes_before": dense_bytes,
+        "bytes_after": weights_bytes,
+        "weight_bytes": weights_bytes,
+        "pruned_bytes": sum(stored_count[n] * itemsize[n] for n in stored_count),
+        "pruned_dense_bytes": sum(dense_count[n] * itemsize[n] for n in stored_count),
+    }
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
 def load_pruned(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
-    """Load an export in one call, with the model class named in its config.
+    """Load an export of any format in one call, as the model class it was saved from.
+
+    ``path`` is an export folder or a Hub repo id. Dense exports (and plain ``save_pretrained``
+    folders) go through ``from_pretrained`` and take its keyword arguments; compact and factored
+    exports are built from ``config.json`` and loaded strictly (no missing or unexpected key),
+    taking ``dtype`` / ``attn_implementation``. ``revision``, ``token`` and ``cache_dir`` apply
+    to Hub repos. The model comes back in eval mode.
+
+    Raises:
+        MissingExportFileError: no folder at ``path``, or a file the format needs is missing.
+        ExportFormatError: a corrupted or mismatched weights file, or an unknown format.
 
     Example:
         >>> # model = load_pruned("outputs/demo")   # a BertForSequenceClassification
     """
-    config = transformers.AutoConfig.from_pretrained(path)
+    hub = {key: kwargs.pop(key) for key in _HUB_KWARGS if key in kwargs}
+    folder = _local_folder(path, hub)
+    manifest = read_manifest(folder) if folder is not None else None
+    if manifest is None:
+        if folder is not None:
+            _check_plain_folder(folder)
+        return _load_dense(path if folder is None else folder, **hub, **kwargs)
+    if manifest["format"] == "dense":
+        return _load_dense(folder, **kwargs)
+    return load_export(folder, manifest, **kwargs)
+
+
+def _looks_local(path: str) -> bool:
+    """Whether ``path`` can only be a folder (a Hub repo id is ``name`` or ``owner/name``)."""
+    return os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1 or os.sep in path.replace("/", "")
+
+
+def _local_folder(path: str | os.PathLike[str], hub: Mapping[str, Any]) -> str | None:
+    """The local folder holding the export, downloading a compact/factored Hub repo; ``None``
+    when ``path`` is a Hub repo that ``from_pretrained`` should load itself (a dense one)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return path
+    if _looks_local(path):
+        raise MissingExportFileError(f"No export folder at {path!r}; check the path (save_pruned writes one).")
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError
+
+    try:
+        manifest_file = hf_hub_download(path, MANIFEST_FILE_NAME, **hub)
+    except EntryNotFoundError:  # a plain Hub model, or offline without it cached
+        return None
+    except HFValidationError:
+        raise MissingExportFileError(
+            f"{path!r} is neither an export folder nor a valid Hub repo id; check the path."
+        ) from None
+    manifest = read_manifest(os.path.dirname(manifest_file))
+    if manifest is None or manifest["format"] == "dense":
+        return None
+    # Only what the loader reads: the JSON files and the one weights file.
+    return snapshot_download(path, allow_patterns=["*.json", str(manifest.get("weights_file"))], **hub)
+
+
+def _check_plain_folder(folder: str) -> None:
+    """Refuse a folder without a manifest that holds compact/factored weights or no model at all."""
+    own = [
+        name
+        for name in (COMPACT_WEIGHTS_FILE_NAME, FACTORED_WEIGHTS_FILE_NAME)
+        if os.path.isfile(os.path.join(folder, name))
+    ]
+    if own:
+        raise MissingExportFileError(
+            f"{os.path.join(folder, MANIFEST_FILE_NAME)} is missing, so {own[0]} cannot be decoded; copy the "
+            f"whole export folder again (every file), or export the model again."
+        )
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise MissingExportFileError(
+            f"{folder} holds neither {MANIFEST_FILE_NAME} nor config.json, so it is not an export; point "
+            f"load_pruned at the folder save_pruned wrote."
+        )
+
+
+def _load_dense(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
+    """``from_pretrained`` with the class named in ``config.json``."""
+    config = transformers.AutoConfig.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in _HUB_KWARGS})
     architectures = getattr(config, "architectures", None) or []
     if not architectures or not hasattr(transformers, architectures[0]):
         raise ValueError(
@@ -121,7 +359,22 @@ def load_pruned(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
     return getattr(transformers, architectures[0]).from_pretrained(path, **kwargs)
 
 
+def measure_export(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Sparsity, parameters and bytes of a local export, read again from its weights file.
+
+    Example:
+        >>> # measure_export("outputs/demo")["saved_sparsity"]   # 0.8 for the demo
+    """
+    folder = os.fspath(path)
+    manifest = read_manifest(folder) or {"format": "dense"}
+    return _measure(folder, manifest, read_report(folder)["pruned_weights"])
+
+
 def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``pruning_report.json`` of an export."""
+    """The ``pruning_report.json`` of an export.
+
+    Example:
+        >>> # read_report("outputs/demo")["saved_sparsity"]
+    """
     with open(os.path.join(path, REPORT_FILE_NAME), encoding="utf-8") as handle:
         return json.load(handle)

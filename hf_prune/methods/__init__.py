@@ -14,11 +14,15 @@ from ..registry import _REGISTRY, get_method_class, register_method
 from .base import ElementwiseMaskMethod, PruningMethod
 from .frozen import FrozenMask, FrozenMaskConfig
 from .magnitude import MagnitudeConfig, MagnitudePruning
+from .movement import MovementConfig, MovementPruning
+from .rank import RankConfig, RankPruning
 from .rpp import ReweightedProximalPruning, RPPConfig
 
 for _config, _method in (
     (RPPConfig, ReweightedProximalPruning),
     (MagnitudeConfig, MagnitudePruning),
+    (MovementConfig, MovementPruning),
+    (RankConfig, RankPruning),
     (FrozenMaskConfig, FrozenMask),
 ):
     if _config.method not in _REGISTRY:  # importlib.reload must not trip the duplicate check
@@ -36,8 +40,12 @@ __all__ = [
     "FrozenMaskConfig",
     "MagnitudeConfig",
     "MagnitudePruning",
+    "MovementConfig",
+    "MovementPruning",
     "PruningMethod",
     "RPPConfig",
+    "RankConfig",
+    "RankPruning",
     "ReweightedProximalPruning",
     "create_method",
 ]

@@ -1,0 +1,284 @@
+"""What every export format shares: the manifest, checked file reads, and the strict load.
+
+An export folder holds ``config.json``, one weights file and the manifest
+``hf_prune_export.json``, which says how to read that file back. Reads never trust the folder:
+a missing file, a checksum that disagrees with the manifest, a safetensors file that does not
+parse, or keys that do not match the model built from the config each raise an error that names
+the file and says what to do, so a load is complete or it fails.
+
+Example:
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = write_manifest(folder, {"format": "compact", "model_class": "BertModel"})
+    >>> read_manifest(folder)["format"]
+    'compact'
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from importlib import metadata as importlib_metadata
+from typing import Any, Literal
+
+import torch
+import transformers
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..errors import HfPruneError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FILE_NAME = "hf_prune_export.json"
+# Bumped when a change to the layout would make an older hf_prune misread a newer export.
+MANIFEST_VERSION = 1
+ExportFormat = Literal["dense", "compact", "factored"]
+EXPORT_FORMATS: tuple[str, ...] = ("dense", "compact", "factored")
+
+
+class ExportFormatError(HfPruneError, ValueError):
+    """An export whose manifest or weights file is corrupted or does not match the model."""
+
+
+class MissingExportFileError(HfPruneError, FileNotFoundError):
+    """An export folder that lacks a file its format needs."""
+
+
+def write_manifest(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> str:
+    """Write ``manifest`` (plus the layout version) as ``hf_prune_export.json``; returns the path.
+
+    Example:
+        >>> import tempfile
+        >>> os.path.basename(write_manifest(tempfile.mkdtemp(), {"format": "dense"}))
+        'hf_prune_export.json'
+    """
+    content = {"hf_prune_export_version": MANIFEST_VERSION, **manifest, "versions": _versions()}
+    path = os.path.join(folder, MANIFEST_FILE_NAME)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(content, handle, indent=2)
+    return path
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The manifest of an export folder, or ``None`` when the folder has none.
+
+    Raises:
+        ExportFormatError: the manifest is not valid JSON, or was written by a newer layout.
+
+    Example:
+        >>> import tempfile
+        >>> read_manifest(tempfile.mkdtemp()) is None
+        True
+    """
+    path = os.path.join(folder, MANIFEST_FILE_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ExportFormatError(
+            f"{path} is not valid JSON ({err}); the export is damaged, export the model again."
+        ) from None
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        raise ExportFormatError(f"{path} has no 'format' entry; the export is damaged, export the model again.")
+    version = manifest.get("hf_prune_export_version", MANIFEST_VERSION)
+    if not isinstance(version, int) or version > MANIFEST_VERSION:
+        raise ExportFormatError(
+            f"{path} uses export layout version {version!r}, newer than this hf_prune reads "
+            f"({MANIFEST_VERSION}); upgrade hf_prune (pip install -U hf_prune)."
+        )
+    return manifest
+
+
+def _versions() -> dict[str, str | None]:
+    try:
+        ours: str | None = importlib_metadata.version("hf_prune")
+    except importlib_metadata.PackageNotFoundError:
+        ours = None
+    return {"hf_prune": ours, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float16`` -> ``"float16"`` (the manifest spelling).
+
+    Example:
+        >>> dtype_name(torch.bfloat16)
+        'bfloat16'
+    """
+    return str(dtype).removeprefix("torch.")
+
+
+def parse_dtype(name: Any, where: str) -> torch.dtype:
+    """The torch dtype a manifest names; ``where`` locates the entry for the error message."""
+    dtype = getattr(torch, name, None) if isinstance(name, str) else None
+    if not isinstance(dtype, torch.dtype):
+        raise ExportFormatError(f"{where} names an unknown dtype {name!r}; export the model again.")
+    return dtype
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks so big weight files need no extra memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def storage_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``state`` without repeated tensors, plus ``{dropped key: kept key}`` for the repeats.
+
+    Tied weights (a decoder sharing the input embedding) appear twice in a state dict with the
+    same storage, and safetensors refuses shared storage, so each is written once and the
+    manifest records the alias; a loader fills the alias back in before ``load_state_dict``.
+
+    Example:
+        >>> shared = torch.ones(2)
+        >>> kept, aliases = storage_state_dict({"a": shared, "b": shared})
+        >>> list(kept), aliases
+        (['a'], {'b': 'a'})
+    """
+    kept: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    views: dict[tuple[Any, ...], str] = {}
+    storages: set[int] = set()
+    for key, tensor in state.items():
+        tensor = tensor.detach()
+        pointer = tensor.untyped_storage().data_ptr() if tensor.numel() else None
+        view = (pointer, tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+        if pointer is not None and view in views:
+            aliases[key] = views[view]
+            continue
+        if pointer is not None and pointer in storages:
+            tensor = tensor.clone()  # a different view into shared storage: safetensors needs its own copy
+        elif pointer is not None:
+            views[view] = key
+            storages.add(pointer)
+        kept[key] = tensor.contiguous()
+    return kept, aliases
+
+
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: str, export_format: str) -> dict[str, Any]:
+    """Write ``tensors`` to a safetensors file; returns its manifest entry (name, bytes, sha256)."""
+    # CPU copies are made one tensor at a time by safetensors; "pt" marks PyTorch tensor layout.
+    save_file(dict(tensors), path, metadata={"format": "pt", "hf_prune_format": export_format})
+    return {
+        "weights_file": os.path.basename(path),
+        "weights_bytes": os.path.getsize(path),
+        "weights_sha256": file_sha256(path),
+    }
+
+
+def read_checked_tensors(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Every tensor of the manifest's weights file, after checking the file is the one written.
+
+    Raises:
+        MissingExportFileError: the manifest names no weights file or the file is missing.
+        ExportFormatError: the file's size or SHA-256 differs from the manifest (a truncated or
+            corrupted copy), or it does not parse as safetensors.
+    """
+    name = manifest.get("weights_file")
+    manifest_path = os.path.join(folder, MANIFEST_FILE_NAME)
+    if not isinstance(name, str) or os.path.basename(name) != name:
+        raise ExportFormatError(f"{manifest_path} names no valid weights file ({name!r}); export the model again.")
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise MissingExportFileError(
+            f"{path} is missing; the {manifest.get('format')} export in {folder} is incomplete. Copy the "
+            f"whole export folder again (every file), or export the model again."
+        )
+    expected_bytes, expected_sha = manifest.get("weights_bytes"), manifest.get("weights_sha256")
+    size = os.path.getsize(path)
+    if expected_bytes is not None and size != expected_bytes:
+        raise ExportFormatError(
+            f"{path} is {size} bytes but the manifest recorded {expected_bytes}: the file is truncated or "
+            f"corrupted. Copy it again from the original export, or export the model again."
+        )
+    if expected_sha is not None and file_sha256(path) != expected_sha:
+        raise ExportFormatError(
+            f"{path} does not match the SHA-256 in {manifest_path}: the file is corrupted. Copy it again "
+            f"from the original export, or export the model again."
+        )
+    try:
+        with safe_open(path, framework="pt") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}
+    except SafetensorError as err:
+        raise ExportFormatError(
+            f"{path} is not a readable safetensors file ({err}); copy it again or export the model again."
+        ) from None
+
+
+def save_config(model: nn.Module, folder: str) -> None:
+    """Write ``config.json`` naming the model class, without touching ``model.config``.
+
+    ``save_pretrained`` would also write ``model.safetensors``; a compact or factored folder must
+    not hold one, so plain ``from_pretrained`` fails clearly instead of loading something else.
+    """
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    first = next(iter(model.parameters()), None)
+    if first is not None:
+        config.dtype = dtype_name(first.dtype)
+    config.save_pretrained(folder)
+
+
+def model_class_of(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> type[nn.Module]:
+    """The ``transformers`` class the manifest names."""
+    name = manifest.get("model_class")
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
+        raise ExportFormatError(
+            f"{os.path.join(folder, MANIFEST_FILE_NAME)} names model class {name!r}, which this transformers "
+            f"{transformers.__version__} does not provide; upgrade transformers or export the model again."
+        )
+    return cls
+
+
+def build_model(folder: str | os.PathLike[str], manifest: Mapping[str, Any], **kwargs: Any) -> nn.Module:
+    """A freshly initialised model of the manifest's class, from ``config.json`` (no download).
+
+    ``kwargs`` go to ``_from_config`` (``dtype``, ``attn_implementation``).
+    """
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise MissingExportFileError(
+            f"{os.path.join(folder, 'config.json')} is missing; copy the whole export folder again or "
+            f"export the model again."
+        )
+    cls = model_class_of(folder, manifest)
+    config = transformers.AutoConfig.from_pretrained(folder)
+    # _from_config, not from_pretrained: the weights come from our own file, and nothing is fetched.
+    return cls._from_config(config, **kwargs)
+
+
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> nn.Module:
+    """``load_state_dict`` that refuses any missing or unexpected key, then ties and evals.
+
+    Missing keys are allowed only where the model ties them to another weight
+    (``all_tied_weights_keys``); ``tie_weights()`` then points them at their source.
+    """
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # size mismatches
+        raise ExportFormatError(
+            f"{where} does not fit the model built from its config.json ({err}); the folder mixes files "
+            f"from different exports. Export the model again."
+        ) from None
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
+    missing = [key for key in result.missing_keys if key not in tied]
+    if missing or result.unexpected_keys:
+        raise ExportFormatError(
+            f"{where} does not match the model built from its config.json: missing keys "
+            f"{missing[:5]} ({len(missing)}), unexpected keys {result.unexpected_keys[:5]} "
+            f"({len(result.unexpected_keys)}). The folder mixes files from different exports; export the "
+            f"model again."
+        )
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    return model.eval()

@@ -1,0 +1,374 @@
+"""Movement pruning (Sanh, Wolf, Rush 2020, arXiv 2005.07683).
+
+Every target weight ``W`` gets a score ``S`` of the same shape (init 0, float32). The forward pass
+uses ``W' = W * M(S)`` through a ``torch.nn.utils.parametrize`` parametrization, and ``M`` is a
+straight-through binary mask: its forward is 0/1, its backward passes the gradient on to ``S``
+unchanged, so ``dL/dS = dL/dW' * W``. Scores grow for weights moving away from zero and shrink
+for weights moving toward it, which is what is kept or pruned.
+
+* ``variant="hard"``: ``M`` keeps the top-v of ``S`` in each matrix (or over all targets with
+  ``sparsity_distribution="global"``); the kept fraction v follows the cubic schedule of
+  :func:`~hf_prune.schedules.cubic_sparsity` between ``begin`` (before it: warm-up, every weight
+  kept, the scores already learn) and ``end`` (after it: cool-down with the final mask frozen).
+* ``variant="soft"``: ``M`` keeps ``sigmoid(S) > r * sigmoid(soft_threshold)``, with ``r`` the
+  same cubic ramp going 0 -> 1 between begin and end, so at the end the rule is
+  ``S > soft_threshold``: ``soft_threshold`` is on the *raw score scale* (the default 0 means
+  "keep weights whose net movement, penalty included, is positive", i.e. sigmoid(S) > 0.5). The
+  sparsity comes from the penalty ``lambda_t * mean(sigmoid(S))`` (mean per matrix, averaged over
+  matrices, as in the authors' code), ``lambda_t = soft_regularization * r``. Ramping threshold and
+  penalty together is what the authors' ``sigmoied_threshold`` runs did; a fixed rule from the
+  first step would cut about half the weights at once.
+
+The scores are method-owned tensors, not ``nn.Parameter``s (see ``methods/base.py``): they are a
+plain attribute of the parametrization, their own Adam (``score_learning_rate``) steps them in
+:meth:`MovementPruning.step`, and they travel in the method's state, not the model's. At the
+schedule's end the mask is fixed at exactly ``target_sparsity`` (top scores, per matrix or
+global), the pruned weights are zeroed, and the pattern is frozen. The parametrization stays on
+until :meth:`MovementPruning.materialize` (the export), so every checkpoint of a run has the
+same state-dict keys (``...weight`` lives at ``...parametrizations.weight.original``).
+
+Example:
+    >>> from hf_prune import MovementConfig
+    >>> cfg = MovementConfig(target_sparsity=0.9, variant="soft", soft_regularization=5.0)
+    >>> cfg.method, cfg.soft_threshold
+    ('movement', 0.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
+from ..errors import CheckpointMismatchError
+from ..schedules import cubic_sparsity
+from .base import ElementwiseMaskMethod, pruned_masks_for_target
+
+
+@dataclass
+class MovementConfig(ScheduledSparsityConfig):
+    """Movement pruning, hard (top-v) or soft (threshold + penalty).
+
+    Example:
+        >>> MovementConfig(target_sparsity=0.8, score_learning_rate=1e-2).variant
+        'hard'
+    """
+
+    method = "movement"
+
+    variant: Literal["hard", "soft"] = field(
+        default="hard",
+        metadata={"help": "'hard': keep the top-v scores on the cubic schedule; 'soft': threshold + penalty."},
+    )
+    score_learning_rate: float = field(
+        default=1e-2, metadata={"help": "Learning rate (> 0) of the scores' own Adam optimizer."}
+    )
+    soft_threshold: float = field(
+        default=0.0,
+        metadata={"help": "Soft variant: at the end keep S > this value (raw score scale; 0 = sigmoid(S) > 0.5)."},
+    )
+    soft_regularization: float = field(
+        default=1.0,
+        metadata={"help": "Soft variant: lambda (>= 0) of the penalty lambda * mean(sigmoid(S)), ramped in."},
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("score_learning_rate", self.score_learning_rate, 0.0, math.inf, low_inclusive=False)
+        check_range("soft_regularization", self.soft_regularization, 0.0, math.inf)
+        if not math.isfinite(self.soft_threshold):
+            raise InvalidConfigError(
+                f"soft_threshold={self.soft_threshold!r} must be a finite number (a raw score, e.g. 0.0)."
+            )
+
+
+class _StraightThroughMask(torch.autograd.Function):
+    """Forward: the 0/1 mask (all ones when ``keep`` is None). Backward: identity to the scores."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, keep: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        ctx.score_dtype = scores.dtype
+        if keep is None:
+            return torch.ones(scores.shape, dtype=dtype, device=scores.device)
+        return keep.to(dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        # The mask's dL/dM is dL/dW' * W (mul's backward), passed to S as if M were S.
+        return grad.to(ctx.score_dtype), None, None
+
+
+class MovementMask(nn.Module):
+    """Parametrization ``W -> W * M(S)``; the scores are a plain attribute, not a parameter.
+
+    Example:
+        >>> mask = MovementMask(torch.zeros(2, 2, requires_grad=True))
+        >>> mask(torch.ones(2, 2)).tolist()
+        [[1.0, 1.0], [1.0, 1.0]]
+    """
+
+    def __init__(self, scores: torch.Tensor) -> None:
+        super().__init__()
+        # object.__setattr__ so neither parameters() nor state_dict() ever sees them: the
+        # Trainer's optimizer and checkpoint format must be the same with and without pruning.
+        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "keep", None)  # bool, True = kept; None = all kept
+        self.frozen = False
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.frozen:
+            return weight * self.keep.to(weight.dtype)
+        return weight * _StraightThroughMask.apply(self.scores, self.keep, weight.dtype)
+
+
+def _all_reduce_mean(tensors: list[torch.Tensor]) -> None:
+    """Average ``tensors`` over processes in place (DDP only reduces model parameters)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return
+    world = dist.get_world_size()
+    for tensor in tensors:
+        dist.all_reduce(tensor)
+        tensor.div_(world)
+
+
+class MovementPruning(ElementwiseMaskMethod):
+    """Movement pruning; see the module docstring. Phases: warm-up -> schedule -> frozen.
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> from hf_prune import MovementConfig, create_method
+        >>> model = BertForSequenceClassification(BertConfig(
+        ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+        >>> method = create_method(MovementConfig(target_sparsity=0.5, begin_step=0, end_step=3))
+        >>> method.attach(model); method.begin(total_steps=4)
+        >>> for step in range(1, 5):
+        ...     method.step(step)
+        >>> method.frozen, round(method.sparsity(), 3)
+        (True, 0.5)
+    """
+
+    config_class = MovementConfig
+    config: MovementConfig
+
+    def __init__(self, config: MovementConfig) -> None:
+        super().__init__(config)
+        self.masks: dict[str, MovementMask] = {}
+        self.score_optimizer: torch.optim.Adam | None = None
+        self.begin_step = 0
+        self.end_step = 0
+        self.last_step = 0
+        self.scheduled_sparsity = 0.0
+        self.penalty_lambda = 0.0
+        self.soft_sparsity: float | None = None  # soft: zeros the threshold gave before projection
+
+    # -- model surgery -------------------------------------------------------------------------
+    def attach(self, model: nn.Module) -> None:
+        super().attach(model)
+        for name, module in self.targets.items():
+            weight = module.weight
+            scores = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device, requires_grad=True)
+            mask = MovementMask(scores)
+            parametrize.register_parametrization(module, "weight", mask)
+            self.masks[name] = mask
+        self.score_optimizer = torch.optim.Adam(self.scores(), lr=self.config.score_learning_rate)
+
+    def scores(self) -> list[torch.Tensor]:
+        """The score tensors, in target order (what the score optimizer steps)."""
+        return [mask.scores for mask in self.masks.values()]
+
+    def raw_weight(self, name: str) -> torch.Tensor:
+        """The stored weight (before the mask), which the Trainer's optimizer updates."""
+        module = self.targets[name]
+        if parametrize.is_parametrized(module, "weight"):
+            return module.parametrizations.weight.original
+        return module.weight
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        # On the stored weight: ``module.weight`` is recomputed from it on every access.
+        for name, pruned in self.pruned.items():
+            self.raw_weight(name).masked_fill_(pruned, 0.0)
+
+    def begin(self, total_steps: int) -> None:
+        super().begin(total_steps)
+        self.begin_step, self.end_step = self.config.resolve_steps(total_steps)
+        # The scores are not module state, so model.to() did not move them: follow the weights.
+        # Assigning .data keeps the tensors the score optimizer holds.
+        for name, mask in self.masks.items():
+            device = self.raw_weight(name).device
+            if mask.scores.device != device:
+                mask.scores.data = mask.scores.data.to(device)
+                if mask.keep is not None:
+                    mask.keep = mask.keep.to(device)
+
+    # -- training ------------------------------------------------------------------------------
+    def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.last_step = step
+        if self.frozen:
+            self.apply_masks()
+            return
+        self._step_scores()
+        if step >= self.end_step:
+            self.finalize()
+            return
+        self._update_masks(step)
+
+    def _step_scores(self) -> None:
+        scores = self.scores()
+        if self.config.variant == "soft" and self.penalty_lambda > 0:
+            with torch.enable_grad():
+                self._soft_penalty().backward()
+        grads = []
+        for score in scores:
+            if score.grad is None:  # a module the forward skipped: still take part in the all-reduce
+                score.grad = torch.zeros_like(score)
+            grads.append(score.grad)
+        _all_reduce_mean(grads)
+        # An overflowed fp16 step (the Trainer skips it) must not poison the scores either; one
+        # reduction, so one host sync per step.
+        if bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+            self.score_optimizer.step()
+        self.score_optimizer.zero_grad(set_to_none=True)
+
+    def _soft_penalty(self) -> torch.Tensor:
+        terms = [torch.sigmoid(score).mean() for score in self.scores()]
+        return self.penalty_lambda * torch.stack(terms).mean()
+
+    @torch.no_grad()
+    def _update_masks(self, step: int) -> None:
+        """Set the mask the next forward passes use, from the scores and the schedule at ``step``.
+
+        The scores only change here, so computing the top-v / threshold once per optimizer step
+        gives the mask a per-forward computation would, without a top-k in every micro-batch.
+        """
+        cfg = self.config
+        self.scheduled_sparsity = cubic_sparsity(step, 0.0, cfg.target_sparsity, self.begin_step, self.end_step)
+        ramp = cubic_sparsity(step, 0.0, 1.0, self.begin_step, self.end_step)
+        if cfg.variant == "hard":
+            if self.scheduled_sparsity == 0.0:
+                keep = {name: None for name in self.masks}
+            else:
+                scores = {name: mask.scores.detach() for name, mask in self.masks.items()}
+                pruned = pruned_masks_for_target(scores, self.scheduled_sparsity, cfg.sparsity_distribution)
+                keep = {name: ~p for name, p in pruned.items()}
+        else:
+            self.penalty_lambda = cfg.soft_regularization * ramp
+            threshold = ramp / (1.0 + math.exp(-cfg.soft_threshold))  # ramp * sigmoid(tau)
+            keep = {
+                name: (torch.sigmoid(mask.scores.detach()) > threshold) if ramp > 0 else None
+                for name, mask in self.masks.items()
+            }
+        for name, mask in self.masks.items():
+            mask.keep = keep[name]
+
+    # -- end of the schedule -------------------------------------------------------------------
+    @torch.no_grad()
+    def finalize(self) -> dict[str, Any]:
+        if not self.frozen:
+            scores = {name: mask.scores.detach() for name, mask in self.masks.items()}
+            if self.config.variant == "soft":
+                below = sum(int((s <= self.config.soft_threshold).sum()) for s in scores.values())
+                self.soft_sparsity = below / max(sum(s.numel() for s in scores.values()), 1)
+            self.pruned = pruned_masks_for_target(
+                scores, self.config.target_sparsity, self.config.sparsity_distribution
+            )
+            for name, mask in self.masks.items():
+                mask.keep = ~self.pruned[name]
+                mask.frozen = True
+            self.apply_masks()  # so sparsity read from the weights is exact, not only masked
+            self.frozen = True
+            self.scheduled_sparsity = self.config.target_sparsity
+            self.penalty_lambda = 0.0
+            if self.score_optimizer is not None:
+                self.score_optimizer.state.clear()  # Adam moments are dead weight from here on
+        report = self.report()
+        report["variant"] = self.config.variant
+        if self.soft_sparsity is not None:
+            report.update(
+                soft_threshold_sparsity=self.soft_sparsity,
+                projection_added=self.config.target_sparsity - self.soft_sparsity,
+            )
+        return report
+
+    def materialize(self) -> None:
+        """Remove the parametrizations: plain weights holding exact zeros (finalizes first)."""
+        if not self.frozen:
+            self.finalize()
+        for module in self.targets.values():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+
+    # -- reporting -----------------------------------------------------------------------------
+    # The base class reads sparsity from ``self.weight(name)``, i.e. ``module.weight``: with the
+    # parametrization on that is ``W * M``, so during training it reports the current mask, and
+    # once frozen the stored weights hold the same zeros.
+
+    def stats(self) -> dict[str, float]:
+        stats = {**super().stats(), "scheduled_sparsity": self.scheduled_sparsity}
+        if self.config.variant == "soft":
+            stats["penalty_lambda"] = self.penalty_lambda
+            if self.soft_sparsity is not None:
+                stats["soft_threshold_sparsity"] = self.soft_sparsity
+        return stats
+
+    # -- resume --------------------------------------------------------------------------------
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Scores, their Adam state and the current masks until frozen; then the final mask only."""
+        tensors, metadata = super().state_dict()
+        metadata.update(
+            variant=self.config.variant,
+            last_step=self.last_step,
+            scheduled_sparsity=self.scheduled_sparsity,
+            penalty_lambda=self.penalty_lambda,
+            soft_sparsity=self.soft_sparsity,
+        )
+        if self.frozen:
+            return tensors, metadata
+        for name, mask in self.masks.items():
+            tensors[f"scores::{name}"] = mask.scores.detach()
+            if mask.keep is not None:
+                tensors[f"keep::{name}"] = mask.keep
+        optimizer_state = self.score_optimizer.state_dict()["state"] if self.score_optimizer else {}
+        for index, state in optimizer_state.items():
+            for key, value in state.items():
+                if not isinstance(value, torch.Tensor):
+                    value = torch.tensor(value)
+                tensors[f"score_optim::{index}::{key}"] = value
+        return tensors, metadata
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        if metadata.get("variant") != self.config.variant:
+            raise CheckpointMismatchError(
+                f"The checkpoint's movement state is for variant={metadata.get('variant')!r}, but this run "
+                f"uses variant={self.config.variant!r}; resume with the same MovementConfig."
+            )
+        super().load_state_dict(tensors, metadata)  # final masks, frozen flag, zeros re-applied
+        self.last_step = int(metadata["last_step"])
+        self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
+        self.penalty_lambda = float(metadata["penalty_lambda"])
+        self.soft_sparsity = metadata["soft_sparsity"]
+        if self.frozen:
+            for name, mask in self.masks.items():
+                mask.keep, mask.frozen = ~self.pruned[name], True
+            if self.score_optimizer is not None:
+                self.score_optimizer.state.clear()
+            return
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                mask.scores.copy_(tensors[f"scores::{name}"])
+                keep = tensors.get(f"keep::{name}")
+                mask.keep = None if keep is None else keep.to(device=mask.scores.device, dtype=torch.bool)
+                mask.frozen = False
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("score_optim::"):
+                _, index, name = key.split("::", 2)
+                state.setdefault(int(index), {})[name] = value
+        groups = self.score_optimizer.state_dict()["param_groups"]
+        self.score_optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -1,0 +1,749 @@
+"""Rank pruning: factorised low-rank pruning with hard-concrete gates (FLOP; Wang, Wohlwend, Lei 2020).
+
+Every target ``nn.Linear`` weight ``W`` (out x in) is re-parametrised as ``P diag(z) Q`` with
+``P = U sqrt(S)`` (out x r) and ``Q = sqrt(S) V^T`` (r x in) from the SVD of the pretrained ``W``,
+``r = min(in, out)``. ``P`` and ``Q`` are model parameters (the Trainer's optimizer trains them);
+the gates ``z`` are hard-concrete (Louizos et al. 2018), one per rank component:
+
+* training mode samples ``u ~ U(0, 1)``, ``s = sigmoid((log u - log(1 - u) + log_alpha) / beta)``,
+  ``z = clamp(s * (right - left) + left, 0, 1)``;
+* eval mode is deterministic, ``z = clamp(sigmoid(log_alpha) * (right - left) + left, 0, 1)``.
+  ``log_alpha_init`` is validated to make these exactly 1, so the attached model computes the
+  pretrained function (up to SVD round-off).
+
+The gate logits ``log_alpha`` and the two Lagrange multipliers are *method-owned* tensors (not in
+``model.parameters()`` nor the model's state dict; see ``methods/base.py``), trained by the
+method's own Adam in :meth:`RankPruning.step`: the task loss's gradient reaches ``log_alpha``
+through the sampled gates during the Trainer's backward passes; ``step()`` adds the gradient of
+the augmented Lagrangian ``l1 * (s_hat - t) + l2 * (s_hat - t)^2`` and steps, gates by descent
+and multipliers by ascent. ``t`` ramps linearly from 0 to ``1 - target_params_fraction`` over
+the warm-up, then holds; at ``end_step`` the gates are frozen (:meth:`RankPruning.finalize`).
+
+**Budget units.** ``budget_of="prunable"`` counts the target Linear weights (biases excluded):
+a matrix of final rank ``r'`` costs ``min(r' * (in + out), in * out)``, because a factorisation
+holding more weights than the dense matrix is compiled back to a dense ``nn.Linear``.
+``budget_of="encoder"`` counts every parameter of the encoder backbone except the embeddings
+and the pooler (the multitask-pruning paper's "encoder parameters"): biases, LayerNorms and
+untargeted Linear layers count as a fixed part that cannot shrink. The expected sparsity
+``s_hat = 1 - E[kept] / denominator`` uses the same units, with the expected kept size of a
+matrix ``(in + out) * sum_j P(z_j != 0)`` capped at ``in * out``; the cap passes the uncapped
+gradient straight through, otherwise the penalty would have no gradient at all at the start
+(full-rank factors hold about twice the dense size) and the gates would never start closing.
+
+**Finalize.** Gates are frozen at their deterministic value; components with ``z = 0`` are
+dropped and every matrix keeps at least one. If the compiled size is still above the budget,
+the least probable components (``P(z != 0)``) are dropped globally until it fits; components
+dropped from a matrix that still compiles to the dense form are re-admitted, since they cost
+nothing there. If it is below the budget (``fill_budget``, on by default), the most probable
+dropped components come back, at their mean gate value ``E[z]``, while they fit: gates that have
+not polarised are often on in training (``P(z != 0)`` of 0.2-0.4) yet have a deterministic gate
+of 0, so the deterministic size can sit far below the expected size the Lagrangian controlled.
+The report says how far the gates got and what the projection changed. The model keeps its
+parametrized structure (checkpoints keep loading); :meth:`RankPruning.materialize` then compiles
+each target into a :class:`~hf_prune.factorization.FactorizedLinear` (``P[:, keep] * z[keep]``
+and ``Q[keep]``) or, where that would not be smaller, a dense ``nn.Linear``.
+
+**Penalty.** :meth:`RankPruning.penalty` returns ``None``: the Lagrangian's gradient reaches the
+method-owned tensors in :meth:`RankPruning.step`, identically under ``PruningTrainer`` and a
+stock ``Trainer`` + callback; its value is logged as ``prune/lagrangian``.
+
+Example:
+    >>> import torch
+    >>> from transformers import BertConfig, BertForSequenceClassification
+    >>> from hf_prune import RankConfig, create_method
+    >>> model = BertForSequenceClassification(BertConfig(
+    ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    >>> method = create_method(RankConfig(target_params_fraction=0.5, warmup_steps=2, end_step=4))
+    >>> method.attach(model); method.begin(total_steps=5)
+    >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    >>> for step in range(1, 6):
+    ...     model(input_ids=torch.randint(0, 100, (2, 8)), labels=torch.tensor([0, 1])).loss.backward()
+    ...     optimizer.step(); optimizer.zero_grad(); method.step(step, optimizer)
+    >>> report = method.finalize(); method.materialize()
+    >>> report["achieved_fraction"] <= 0.5
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.utils import parametrize
+
+from ..config import InvalidConfigError, PruningConfig, check_range
+from ..factorization import FactorizedLinear, factorized_is_smaller, replace_module
+from ..schedules import linear_ramp
+from ..targets import _backbone
+from .base import PruningMethod
+
+logger = logging.getLogger(__name__)
+
+# Uniform noise is kept inside (eps, 1 - eps): log(0) would give an infinite logit.
+_NOISE_EPS = 1e-6
+
+
+@dataclass
+class RankConfig(PruningConfig):
+    """Factorised low-rank pruning with hard-concrete gates, driven to a parameter budget.
+
+    Example:
+        >>> cfg = RankConfig(target_params_fraction=0.3, budget_of="encoder")
+        >>> cfg.method, cfg.resolve_steps(600)
+        ('rank', (180, 420))
+    """
+
+    method = "rank"
+
+    target_params_fraction: float = field(
+        default=0.5,
+        metadata={"help": "Budget: fraction of parameters kept (see budget_of), in (0, 1]."},
+    )
+    budget_of: Literal["prunable", "encoder"] = field(
+        default="prunable",
+        metadata={
+            "help": "'prunable': fraction of the target Linear weights; 'encoder': of all encoder "
+            "backbone parameters, embeddings and pooler excluded (biases, LayerNorms count as fixed)."
+        },
+    )
+    beta: float = field(default=2.0 / 3.0, metadata={"help": "Hard-concrete temperature, > 0 (FLOP code uses 1)."})
+    stretch_left: float = field(default=-0.1, metadata={"help": "Hard-concrete stretch lower end l, < 0."})
+    stretch_right: float = field(default=1.1, metadata={"help": "Hard-concrete stretch upper end r, > 1."})
+    log_alpha_init: float = field(
+        default=3.0,
+        metadata={"help": "Initial gate logit; must open the deterministic gates fully (>= log((1-l)/(r-1)))."},
+    )
+    gate_learning_rate: float = field(
+        default=5e-2,
+        metadata={"help": "Adam learning rate of the gate logits, > 0 (they must travel ~5 units from the init)."},
+    )
+    lagrangian_learning_rate: float = field(
+        default=1e-2, metadata={"help": "Adam learning rate (ascent) of the two Lagrange multipliers, > 0."}
+    )
+    fill_budget: bool = field(
+        default=True,
+        metadata={
+            "help": "At finalize, when the gates keep less than the budget, re-admit the most probable "
+            "dropped components (at their mean gate value) while they fit."
+        },
+    )
+    warmup_fraction: float = field(
+        default=0.3,
+        metadata={"help": "The target rises linearly from 0 to the budget over this fraction of the run."},
+    )
+    end_fraction: float = field(
+        default=0.7, metadata={"help": "Gates frozen (finalize) at this fraction of total steps."}
+    )
+    warmup_steps: int | None = field(
+        default=None, metadata={"help": "Warm-up length in optimizer steps (overrides warmup_fraction)."}
+    )
+    end_step: int | None = field(
+        default=None, metadata={"help": "Step at which the gates are frozen (overrides end_fraction)."}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        check_range("target_params_fraction", self.target_params_fraction, 0.0, 1.0, low_inclusive=False)
+        check_range("beta", self.beta, 0.0, math.inf, low_inclusive=False)
+        check_range("stretch_left", self.stretch_left, -math.inf, 0.0, high_inclusive=False)
+        check_range("stretch_right", self.stretch_right, 1.0, math.inf, low_inclusive=False)
+        check_range("gate_learning_rate", self.gate_learning_rate, 0.0, math.inf, low_inclusive=False)
+        check_range("lagrangian_learning_rate", self.lagrangian_learning_rate, 0.0, math.inf, low_inclusive=False)
+        check_range("warmup_fraction", self.warmup_fraction, 0.0, 1.0)
+        check_range("end_fraction", self.end_fraction, 0.0, 1.0)
+        if self.include_embeddings:
+            raise InvalidConfigError(
+                "RankConfig(include_embeddings=True): rank pruning factorises nn.Linear layers only; "
+                "leave include_embeddings=False (embeddings are not counted in either budget)."
+            )
+        opening = math.log((1.0 - self.stretch_left) / (self.stretch_right - 1.0))
+        if self.log_alpha_init < opening + 1e-3:
+            raise InvalidConfigError(
+                f"log_alpha_init={self.log_alpha_init} leaves the initial deterministic gates below 1 "
+                f"for stretch ({self.stretch_left}, {self.stretch_right}), so the model would not start "
+                f"as the pretrained one; use log_alpha_init >= {opening + 1e-3:.3f}."
+            )
+        if self.warmup_fraction > self.end_fraction:
+            raise InvalidConfigError(
+                f"warmup_fraction={self.warmup_fraction} is after end_fraction={self.end_fraction}; "
+                f"the target must be reached before the gates are frozen."
+            )
+        for name in ("warmup_steps", "end_step"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidConfigError(f"{name}={value} is negative; use a step >= 0 or None.")
+        if self.warmup_steps is not None and self.end_step is not None and self.warmup_steps > self.end_step:
+            raise InvalidConfigError(f"warmup_steps={self.warmup_steps} is after end_step={self.end_step}.")
+
+    @property
+    def target_sparsity(self) -> float:
+        """The pruned fraction the budget implies, ``1 - target_params_fraction`` (read-only, for reports).
+
+        Example:
+            >>> round(RankConfig(target_params_fraction=0.3).target_sparsity, 3)
+            0.7
+        """
+        return 1.0 - self.target_params_fraction
+
+    def resolve_steps(self, total_steps: int) -> tuple[int, int]:
+        """The (warm-up end, gate freeze) optimizer steps for a run of ``total_steps``.
+
+        Example:
+            >>> RankConfig(warmup_steps=50).resolve_steps(600)
+            (50, 420)
+        """
+        warmup = self.warmup_steps if self.warmup_steps is not None else round(self.warmup_fraction * total_steps)
+        end = self.end_step if self.end_step is not None else round(self.end_fraction * total_steps)
+        return warmup, max(warmup, end)
+
+
+class HardConcreteFactorization(nn.Module):
+    """Parametrization ``weight = P diag(z) Q`` with hard-concrete gates ``z``.
+
+    ``log_alpha`` is a plain tensor attribute (not an ``nn.Parameter``), so it stays out of the
+    model's parameters and state dict. Train/eval mode follows ``model.train()``/``model.eval()``
+    (the parametrization is a submodule of the Linear layer). Once ``frozen_gate`` is set, that
+    gate is used in both modes.
+
+    Example:
+        >>> from torch.nn.utils import parametrize
+        >>> linear = nn.Linear(6, 4)
+        >>> dense = linear.weight.detach().clone()
+        >>> gates = HardConcreteFactorization(4, RankConfig(), device=dense.device)
+        >>> _ = parametrize.register_parametrization(linear.eval(), "weight", gates)
+        >>> torch.allclose(linear.weight, dense, atol=1e-5), tuple(linear.parametrizations.weight.original0.shape)
+        (True, (4, 4))
+    """
+
+    def __init__(self, rank: int, config: RankConfig, device: torch.device | None = None) -> None:
+        super().__init__()
+        self.beta, self.left, self.right = config.beta, config.stretch_left, config.stretch_right
+        self.log_alpha = torch.full((rank,), float(config.log_alpha_init), device=device, requires_grad=True)
+        self.frozen_gate: torch.Tensor | None = None
+
+    def prob_nonzero(self) -> torch.Tensor:
+        """``P(z_j != 0) = sigmoid(log_alpha - beta * log(-l / r))``, differentiable."""
+        return torch.sigmoid(self.log_alpha - self.beta * math.log(-self.left / self.right))
+
+    def deterministic_gate(self) -> torch.Tensor:
+        """The eval-mode gate ``clamp(sigmoid(log_alpha) * (r - l) + l, 0, 1)``."""
+        return torch.sigmoid(self.log_alpha).mul(self.right - self.left).add(self.left).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def mean_gate(self, points: int = 1024) -> torch.Tensor:
+        """``E[z]`` under the training distribution (midpoint rule over ``u``), not differentiable."""
+        u = (torch.arange(points, device=self.log_alpha.device, dtype=torch.float64) + 0.5) / points
+        logits = (torch.log(u) - torch.log1p(-u))[:, None] + self.log_alpha.detach().double()[None, :]
+        s = torch.sigmoid(logits / self.beta)
+        return s.mul(self.right - self.left).add(self.left).clamp(0.0, 1.0).mean(0).to(self.log_alpha.dtype)
+
+    def gate(self) -> torch.Tensor:
+        """The gate this forward uses: frozen, deterministic (eval) or sampled (training)."""
+        if self.frozen_gate is not None:
+            return self.frozen_gate
+        if not self.training:
+            return self.deterministic_gate()
+        u = torch.rand_like(self.log_alpha).clamp_(_NOISE_EPS, 1.0 - _NOISE_EPS)
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.beta)
+        return s.mul(self.right - self.left).add(self.left).clamp(0.0, 1.0)
+
+    def forward(self, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+        # The gate lives where the method put it; follow the factors if the model moved since.
+        z = self.gate().to(device=up.device, dtype=up.dtype)
+        return (up * z) @ down
+
+    @torch.no_grad()
+    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``P = U sqrt(S)``, ``Q = sqrt(S) V^T`` (SVD in float32, returned in ``weight``'s dtype)."""
+        u, s, vh = torch.linalg.svd(weight.float(), full_matrices=False)
+        root = s.sqrt()
+        return (u * root).to(weight.dtype), (root[:, None] * vh).to(weight.dtype)
+
+
+def _unique_numel(parameters: Any, seen: set[int] | None = None) -> int:
+    seen = set() if seen is None else seen
+    total = 0
+    for param in parameters:
+        if id(param) not in seen:
+            seen.add(id(param))
+            total += param.numel()
+    return total
+
+
+def encoder_parameter_count(model: nn.Module) -> int:
+    """Parameters of the encoder backbone without its embeddings and pooler.
+
+    The backbone's children named ``embeddings*`` (e.g. ELECTRA's ``embeddings_project`` too)
+    and ``pooler`` are left out, matching which Linear layers :func:`hf_prune.find_targets` offers.
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> encoder_parameter_count(BertModel(BertConfig(
+        ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)))
+        8544
+    """
+    base, _ = _backbone(model)
+    seen: set[int] = set()
+    total = _unique_numel(base.parameters(recurse=False), seen)
+    for name, child in base.named_children():
+        if not (name.startswith("embeddings") or name == "pooler"):
+            total += _unique_numel(child.parameters(), seen)
+    return total
+
+
+def _compiled_size(rank: int, in_features: int, out_features: int) -> int:
+    """Weights a matrix of ``rank`` costs once compiled (factors, or dense when not smaller)."""
+    if factorized_is_smaller(in_features, out_features, rank):
+        return rank * (in_features + out_features)
+    return in_features * out_features
+
+
+class RankPruning(PruningMethod):
+    """FLOP rank pruning; see the module docstring. Phases: ``gating`` -> ``frozen`` -> ``compiled``."""
+
+    config_class = RankConfig
+    config: RankConfig
+
+    def __init__(self, config: RankConfig) -> None:
+        super().__init__(config)
+        self.model: nn.Module | None = None
+        self.gates: dict[str, HardConcreteFactorization] = {}
+        self.shapes: dict[str, tuple[int, int]] = {}  # name -> (in_features, out_features)
+        self.lambdas: torch.Tensor | None = None  # (l1, l2), trained by ascent
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.denominator = 0  # budget units: target weights, or encoder parameters
+        self.fixed_params = 0  # part of the denominator no gate can remove
+        self.model_params_before = 0
+        self.warmup_step: int | None = None
+        self.end_step: int | None = None
+        self.current_step = 0
+        self.scheduled_sparsity = 0.0
+        self.last_lagrangian = 0.0
+        self.frozen = False
+        self.materialized = False
+        self.final_report: dict[str, Any] | None = None
+        self.keep: dict[str, torch.Tensor] = {}  # name -> bool per component, set by finalize
+
+    # ----------------------------------------------------------------------------- set-up
+    @property
+    def budget_params(self) -> int:
+        """The most parameters (budget units) the compiled model may keep."""
+        return math.floor(self.config.target_params_fraction * self.denominator + 1e-6)
+
+    @property
+    def final_sparsity(self) -> float:
+        """The target's pruned fraction, ``1 - target_params_fraction``."""
+        return 1.0 - self.config.target_params_fraction
+
+    @property
+    def phase(self) -> str:
+        """``"gating"`` (gates train), ``"frozen"`` (after finalize) or ``"compiled"`` (after materialize)."""
+        return "compiled" if self.materialized else ("frozen" if self.frozen else "gating")
+
+    def attach(self, model: nn.Module) -> None:
+        """Parametrize every target weight as ``P diag(z) Q`` (SVD init); checks the budget first."""
+        super().attach(model)
+        if any(parametrize.is_parametrized(m, "weight") for m in self.targets.values()):
+            raise InvalidConfigError(
+                "A target weight is already parametrized (attach called twice, or another tool's "
+                "parametrization); attach rank pruning once, to a model without parametrizations."
+            )
+        self.model = model
+        self.model_params_before = _unique_numel(model.parameters())
+        self.shapes = {name: (m.in_features, m.out_features) for name, m in self.targets.items()}
+        prunable = sum(i * o for i, o in self.shapes.values())
+        if self.config.budget_of == "encoder":
+            self.denominator = encoder_parameter_count(model)
+            self.fixed_params = self.denominator - prunable
+        else:
+            self.denominator, self.fixed_params = prunable, 0
+        try:
+            self._check_budget_reachable()
+        except InvalidConfigError:
+            self.targets = {}  # nothing was attached
+            raise
+        for name, module in self.targets.items():
+            gates = HardConcreteFactorization(min(self.shapes[name]), self.config, device=module.weight.device)
+            # unsafe=True skips torch's check forward, which (in training mode, taken from the
+            # module) would draw gate noise and shift the RNG stream; shapes and dtypes match.
+            parametrize.register_parametrization(module, "weight", gates, unsafe=True)
+            self.gates[name] = gates
+        device = next(iter(self.gates.values())).log_alpha.device
+        self.lambdas = torch.zeros(2, device=device, requires_grad=True)
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": [g.log_alpha for g in self.gates.values()], "lr": self.config.gate_learning_rate},
+                {"params": [self.lambdas], "lr": self.config.lagrangian_learning_rate, "maximize": True},
+            ]
+        )
+
+    def _check_budget_reachable(self) -> None:
+        smallest = self.fixed_params + sum(_compiled_size(1, i, o) for i, o in self.shapes.values())
+        if smallest > self.budget_params:
+            raise InvalidConfigError(
+                f"target_params_fraction={self.config.target_params_fraction} is unreachable: even rank 1 "
+                f"in every one of the {len(self.shapes)} target matrices keeps {smallest} of "
+                f"{self.denominator} parameters (budget_of={self.config.budget_of!r}), a fraction of "
+                f"{smallest / self.denominator:.4f}. Use target_params_fraction >= "
+                f"{math.ceil(smallest / self.denominator * 1e4) / 1e4}, or prune more modules."
+            )
+
+    def begin(self, total_steps: int) -> None:
+        super().begin(total_steps)
+        self.warmup_step, self.end_step = self.config.resolve_steps(total_steps)
+
+    # ----------------------------------------------------------------------------- training
+    def expected_kept(self) -> torch.Tensor:
+        """Expected parameters kept, in budget units; differentiable in every ``log_alpha``."""
+        total = torch.zeros((), device=self._device())
+        for name, gates in self.gates.items():
+            in_f, out_f = self.shapes[name]
+            expected = (in_f + out_f) * gates.prob_nonzero().sum().to(total.device)
+            # Capped at the dense size (that is what compiling gives) with the uncapped gradient.
+            capped = expected + (expected.clamp(max=float(in_f * out_f)) - expected).detach()
+            total = total + capped
+        return total + self.fixed_params
+
+    def expected_sparsity(self) -> torch.Tensor:
+        """``s_hat = 1 - E[kept] / denominator`` (differentiable)."""
+        return 1.0 - self.expected_kept() / self.denominator
+
+    def lagrangian(self, target: float | None = None) -> torch.Tensor:
+        """``l1 * (s_hat - t) + l2 * (s_hat - t)^2`` at ``target`` (default: the scheduled one)."""
+        if self.lambdas is None:
+            raise RuntimeError("RankPruning.lagrangian() needs attach(model) first.")
+        gap = self.expected_sparsity() - (self.scheduled_sparsity if target is None else target)
+        return self.lambdas[0] * gap + self.lambdas[1] * gap * gap
+
+    def penalty(self) -> torch.Tensor | None:
+        """``None``: the Lagrangian's gradient is applied by :meth:`step` (method-owned tensors).
+
+        Returning it here would let ``PruningTrainer`` backpropagate it a second time while a
+        stock ``Trainer`` + callback would not; its value is logged as ``prune/lagrangian``.
+        """
+        return None
+
+    def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.current_step = step
+        if self.frozen or self.optimizer is None:
+            return
+        if self.end_step is None:
+            if self.config.warmup_steps is None or self.config.end_step is None:
+                raise ValueError(
+                    "RankPruning.step() before begin(total_steps): call method.begin(total_steps) first, "
+                    "or give RankConfig both warmup_steps and end_step."
+                )
+            self.warmup_step, self.end_step = self.config.resolve_steps(0)
+        if step >= self.end_step:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.finalize()
+            return
+        self.scheduled_sparsity = linear_ramp(step, 0, self.warmup_step, 0.0, self.final_sparsity)
+        self._move_state_to_factors()
+        lagrangian = self.lagrangian()
+        lagrangian.backward()  # adds to the task-loss gradients the forward passes left on log_alpha
+        self._all_reduce_grads()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.last_lagrangian = float(lagrangian.detach())
+
+    def _device(self) -> torch.device:
+        return self.lambdas.device if self.lambdas is not None else torch.device("cpu")
+
+    @torch.no_grad()
+    def _move_state_to_factors(self) -> None:
+        """Follow the model if it moved to another device after attach (a no-op otherwise)."""
+        for name, gates in self.gates.items():
+            device = self.targets[name].parametrizations.weight.original0.device
+            if gates.log_alpha.device != device:
+                gates.log_alpha = self._relocate(gates.log_alpha, device)
+        first = next(iter(self.gates.values())).log_alpha.device
+        if self.lambdas is not None and self.lambdas.device != first:
+            self.lambdas = self._relocate(self.lambdas, first)  # collectives need it beside the gates
+
+    def _relocate(self, old: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """A copy of method-owned ``old`` on ``device``, with its gradient and optimizer state."""
+        new = old.detach().to(device).requires_grad_(True)
+        if old.grad is not None:
+            new.grad = old.grad.to(device)
+        if self.optimizer is not None:
+            state = self.optimizer.state.pop(old, None)
+            for group in self.optimizer.param_groups:
+                group["params"] = [new if p is old else p for p in group["params"]]
+            if state is not None:
+                self.optimizer.state[new] = {k: (v if k == "step" else v.to(device)) for k, v in state.items()}
+        return new
+
+    def _method_tensors(self) -> list[torch.Tensor]:
+        return [g.log_alpha for g in self.gates.values()] + ([self.lambdas] if self.lambdas is not None else [])
+
+    def _all_reduce_grads(self) -> None:
+        """Average the task-loss gradients over processes: DDP only reduces model parameters."""
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return
+        tensors = self._method_tensors()
+        for tensor in tensors:
+            if tensor.grad is None:  # every process must join the collective with the same shapes
+                tensor.grad = torch.zeros_like(tensor)
+        flat = torch.cat([t.grad.flatten().to(self._device()) for t in tensors])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        offset = 0
+        for tensor in tensors:
+            n = tensor.numel()
+            tensor.grad.copy_(flat[offset : offset + n].view_as(tensor))
+            offset += n
+
+    # ----------------------------------------------------------------------------- final state
+    @property
+    def finished(self) -> bool:
+        return self.frozen
+
+    def kept_ranks(self) -> dict[str, int]:
+        """Components per matrix that compile: the frozen selection, or deterministic gates > 0 before."""
+        if self.keep:
+            return {name: int(mask.sum()) for name, mask in self.keep.items()}
+        with torch.no_grad():
+            return {name: int((g.deterministic_gate() > 0).sum()) for name, g in self.gates.items()}
+
+    def compiled_params(self, ranks: dict[str, int]) -> int:
+        """Kept parameters, in budget units, for the given rank per matrix."""
+        return self.fixed_params + sum(_compiled_size(ranks[n], *self.shapes[n]) for n in self.shapes)
+
+    @torch.no_grad()
+    def finalize(self) -> dict[str, Any]:
+        """Freeze the gates, keep the non-zero ones and fit the budget; returns the report.
+
+        Components whose deterministic gate is 0 are dropped (each matrix keeps at least its
+        most probable one). Over the budget, the least probable are dropped globally; under it
+        (``fill_budget``), the most probable dropped ones come back at their mean gate value.
+        """
+        if not self.attached:
+            raise RuntimeError("RankPruning.finalize() needs attach(model) first.")
+        if self.frozen and self.final_report is not None:
+            return copy.deepcopy(self.final_report)  # callers (the export) add keys to theirs
+        values = {name: g.deterministic_gate() for name, g in self.gates.items()}
+        probs = {name: g.prob_nonzero().detach() for name, g in self.gates.items()}
+        keep = {name: z > 0 for name, z in values.items()}
+        revived = 0
+        for name, mask in keep.items():  # rank 0 would leave only the bias: keep the most probable one
+            if not bool(mask.any()):
+                mask[int(torch.argmax(probs[name]))] = True
+                revived += 1
+        gate_ranks = {name: int(mask.sum()) for name, mask in keep.items()}
+        gate_params = self.compiled_params(gate_ranks)
+        dropped = self._project_down(keep, probs)
+        added = self._fill_up(keep, probs) if self.config.fill_budget else 0
+        for name, gates in self.gates.items():
+            # Kept components whose deterministic gate is 0 (revived, filled) get their mean gate.
+            z = torch.where(values[name] > 0, values[name], gates.mean_gate())
+            gates.frozen_gate = torch.where(keep[name], z, torch.zeros_like(z))
+        self.keep = keep
+        self.frozen = True
+        self.scheduled_sparsity = self.final_sparsity
+        ranks = self.kept_ranks()
+        self.final_report = self._report(gate_ranks, gate_params, ranks, dropped, added, revived)
+        report = copy.deepcopy(self.final_report)
+        logger.info(
+            "Rank pruning: the gates kept %.4f of %d parameters; the projection dropped %d and re-admitted %d "
+            "components -> %.4f (budget %.4f).",
+            gate_params / self.denominator,
+            self.denominator,
+            dropped,
+            added,
+            self.final_report["achieved_fraction"],
+            self.config.target_params_fraction,
+        )
+        return report
+
+    def _components(self, probs: dict[str, torch.Tensor], descending: bool) -> list[tuple[str, int]]:
+        """Every (matrix, component) pair ordered by ``P(z != 0)`` (stable: ties in model order)."""
+        names = list(probs)
+        flat = torch.cat([probs[n].float().cpu() for n in names])
+        owner = [n for n in names for _ in range(probs[n].numel())]
+        index = [i for n in names for i in range(probs[n].numel())]
+        order = torch.argsort(flat, descending=descending, stable=True).tolist()
+        return [(owner[p], index[p]) for p in order]
+
+    def _project_down(self, keep: dict[str, torch.Tensor], probs: dict[str, torch.Tensor]) -> int:
+        """Drop the least probable kept components until the budget holds; returns how many."""
+        ranks = {name: int(mask.sum()) for name, mask in keep.items()}
+        total = self.compiled_params(ranks)
+        if total <= self.budget_params:
+            return 0
+        before = {name: mask.clone() for name, mask in keep.items()}
+        for name, index in self._components(probs, descending=False):
+            if total <= self.budget_params:
+                break
+            if not bool(keep[name][index]) or ranks[name] <= 1:  # the reachability check allows rank 1
+                continue
+            total -= _compiled_size(ranks[name], *self.shapes[name]) - _compiled_size(
+                ranks[name] - 1, *self.shapes[name]
+            )
+            ranks[name] -= 1
+            keep[name][index] = False
+        for name in keep:
+            if not factorized_is_smaller(*self.shapes[name], ranks[name]):
+                keep[name] = before[name]  # compiled dense anyway: its dropped components cost nothing
+        return sum(int(before[n].sum()) - int(keep[n].sum()) for n in keep)
+
+    def _fill_up(self, keep: dict[str, torch.Tensor], probs: dict[str, torch.Tensor]) -> int:
+        """Re-admit the most probable dropped components that still fit the budget; returns how many."""
+        ranks = {name: int(mask.sum()) for name, mask in keep.items()}
+        total = self.compiled_params(ranks)
+        added = 0
+        for name, index in self._components(probs, descending=True):
+            if bool(keep[name][index]):
+                continue
+            cost = _compiled_size(ranks[name] + 1, *self.shapes[name]) - _compiled_size(ranks[name], *self.shapes[name])
+            if total + cost <= self.budget_params:
+                total += cost
+                ranks[name] += 1
+                keep[name][index] = True
+                added += 1
+        return added
+
+    def _report(
+        self,
+        gate_ranks: dict[str, int],
+        gate_params: int,
+        ranks: dict[str, int],
+        dropped: int,
+        added: int,
+        revived: int,
+    ) -> dict[str, Any]:
+        per_matrix = {}
+        for name, (in_f, out_f) in self.shapes.items():
+            per_matrix[name] = {
+                "rank": ranks[name],
+                "full_rank": min(in_f, out_f),
+                "gate_rank": gate_ranks[name],
+                "compiled_params": _compiled_size(ranks[name], in_f, out_f),
+                "dense_params": in_f * out_f,
+                "form": "factorized" if factorized_is_smaller(in_f, out_f, ranks[name]) else "dense",
+            }
+        kept = self.compiled_params(ranks)
+        removed = sum(m["dense_params"] - m["compiled_params"] for m in per_matrix.values())
+        return {
+            "method": self.name,
+            "budget_of": self.config.budget_of,
+            "target_params_fraction": self.config.target_params_fraction,
+            "budget_params": self.budget_params,
+            "params_before": self.denominator,
+            "params_after": kept,
+            "achieved_fraction": kept / self.denominator,
+            "sparsity": 1.0 - kept / self.denominator,
+            "gate_fraction": gate_params / self.denominator,
+            "projection_dropped_components": dropped,
+            "fill_added_components": added,
+            "revived_components": revived,
+            "model_params_before": self.model_params_before,
+            "model_params_after": self.model_params_before - removed,
+            "per_matrix": per_matrix,
+        }
+
+    @torch.no_grad()
+    def materialize(self) -> None:
+        """Compile each target into ``FactorizedLinear`` (or a dense ``nn.Linear`` where not smaller)."""
+        if self.materialized:
+            return
+        if not self.frozen:
+            self.finalize()
+        if self.model is None:
+            raise RuntimeError("RankPruning.materialize() needs attach(model) first.")
+        for name, module in list(self.targets.items()):
+            gate = self.gates[name].frozen_gate
+            keep = self.keep[name].nonzero().flatten()
+            if factorized_is_smaller(*self.shapes[name], keep.numel()):
+                up = module.parametrizations.weight.original0.detach()
+                down = module.parametrizations.weight.original1.detach()
+                keep = keep.to(up.device)
+                z = gate.to(device=up.device, dtype=up.dtype)[keep]
+                bias = None if module.bias is None else module.bias.detach()
+                new: nn.Module = FactorizedLinear.from_factors(up[:, keep] * z, down[keep], bias)
+                new.train(module.training)
+                replace_module(self.model, name, new)
+                self.targets[name] = new
+            else:
+                # The frozen gate is 0 outside the kept set, so the evaluated weight is P' diag(z') Q'.
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        self.materialized = True
+
+    # ----------------------------------------------------------------------------- logging / resume
+    @torch.no_grad()
+    def stats(self) -> dict[str, float]:
+        if not self.gates:
+            return {}
+        expected = float(self.expected_kept())
+        ranks = self.kept_ranks()
+        params = self.compiled_params(ranks)
+        probs = torch.cat([g.prob_nonzero().float().to(self._device()) for g in self.gates.values()])
+        lambdas = self.lambdas if self.lambdas is not None else torch.zeros(2)
+        return {
+            "sparsity": 1.0 - params / self.denominator,
+            "params_fraction": params / self.denominator,
+            "expected_sparsity": 1.0 - expected / self.denominator,
+            "expected_params_kept": expected,
+            "scheduled_sparsity": self.scheduled_sparsity,
+            "target_sparsity": self.final_sparsity,
+            "lagrangian": self.last_lagrangian,
+            "lambda1": float(lambdas[0]),
+            "lambda2": float(lambdas[1]),
+            "gate_prob_mean": float(probs.mean()),
+            "mean_rank": sum(ranks.values()) / len(ranks),
+            "frozen": float(self.frozen),
+        }
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, metadata = super().state_dict()
+        for name, gates in self.gates.items():
+            tensors[f"log_alpha::{name}"] = gates.log_alpha.detach()
+            if gates.frozen_gate is not None:
+                tensors[f"frozen_gate::{name}"] = gates.frozen_gate
+                tensors[f"keep::{name}"] = self.keep[name]
+        if self.lambdas is not None:
+            tensors["lambdas"] = self.lambdas.detach()
+        if self.optimizer is not None:
+            for index, state in self.optimizer.state_dict()["state"].items():
+                tensors.update({f"optimizer::{index}::{key}": value for key, value in state.items()})
+        metadata.update(
+            current_step=self.current_step,
+            scheduled_sparsity=self.scheduled_sparsity,
+            last_lagrangian=self.last_lagrangian,
+            frozen=self.frozen,
+            final_report=self.final_report,
+        )
+        return tensors, metadata
+
+    @torch.no_grad()
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+        super().load_state_dict(tensors, metadata)
+        if self.optimizer is None or self.lambdas is None:
+            raise RuntimeError("RankPruning.load_state_dict() needs attach(model) first.")
+        for name, gates in self.gates.items():
+            gates.log_alpha.copy_(tensors[f"log_alpha::{name}"])
+            frozen = tensors.get(f"frozen_gate::{name}")
+            gates.frozen_gate = None if frozen is None else frozen.to(gates.log_alpha.device)
+        self.keep = {
+            key.split("::", 1)[1]: value.to(dtype=torch.bool, device=self.gates[key.split("::", 1)[1]].log_alpha.device)
+            for key, value in tensors.items()
+            if key.startswith("keep::")
+        }
+        self.lambdas.copy_(tensors["lambdas"])
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer::"):
+                _, index, field_name = key.split("::", 2)
+                state.setdefault(int(index), {})[field_name] = value
+        self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
+        self.current_step = int(metadata["current_step"])
+        self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
+        self.last_lagrangian = float(metadata["last_lagrangian"])
+        self.frozen = bool(metadata["frozen"])
+        self.final_report = metadata["final_report"]
