@@ -31,7 +31,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .checkpointing import has_method_state, load_method_state, save_method_state
 from .config import PruningConfig
-from .errors import MissingPruningStateError
+from .errors import MissingPruningStateError, UnsupportedModelError
 from .methods import PruningMethod, create_method
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,10 @@ class PruningCallback(TrainerCallback):
     ) -> None:
         self.method = pruning if isinstance(pruning, PruningMethod) else create_method(pruning)
         self.resume_from_checkpoint = resume_from_checkpoint
-        self.inject_logs = True  # PruningTrainer turns this off: it adds the stats itself
+        # PruningTrainer turns these off: it adds the stats to logs itself, and writes the state
+        # inside save_model, before the Trainer rotates or pushes the checkpoint.
+        self.inject_logs = True
+        self.save_state_on_save = True
 
     def on_init_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         model = kwargs.get("model")
@@ -64,8 +67,16 @@ class PruningCallback(TrainerCallback):
             self.method.attach(model)
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        model = kwargs["model"]
         if not self.method.attached:
-            self.method.attach(kwargs["model"])
+            self.method.attach(model)
+        elif not self.method.attached_to(model):
+            # Trainer(model_init=...) builds a new model per train(); a method holds one model.
+            raise UnsupportedModelError(
+                "The Trainer is training a different model object than the one the pruning method "
+                "was attached to (model_init, or one PruningCallback reused across Trainers). Create a "
+                "new PruningCallback / PruningTrainer for each model; model_init is not supported."
+            )
         self.method.begin(state.max_steps)
         if state.global_step > 0:
             self._restore(args, state)
@@ -85,7 +96,9 @@ class PruningCallback(TrainerCallback):
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         optimizer = kwargs.get("optimizer")
         if getattr(optimizer, "step_was_skipped", False):
-            return  # the weights did not change; the schedule does not advance either
+            # The weights did not change; the schedule does not advance either.
+            self.method.on_skipped_step()
+            return
         # global_step is incremented after this event: the step just applied is global_step + 1.
         self.method.step(state.global_step + 1, optimizer)
 
@@ -104,14 +117,25 @@ class PruningCallback(TrainerCallback):
         return {LOG_PREFIX + key: value for key, value in self.method.stats().items()}
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        if not args.should_save:
+        # A stock Trainer has already rotated (save_total_limit) and pushed the checkpoint at this
+        # point; PruningTrainer writes the state earlier, in save_model.
+        if not args.should_save or not self.save_state_on_save:
             return
         folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if os.path.isdir(folder):
             save_method_state(self.method, folder)
+        else:
+            logger.warning(
+                "No checkpoint folder %s to save the pruning state into (hyper-parameter search runs "
+                "save elsewhere); use PruningTrainer, which writes it with the model.",
+                folder,
+            )
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        if not self.method.finished:
+        if self.method.finished:
+            # load_best_model_at_end may have brought back weights from before the pattern froze.
+            self.method.reapply()
+        else:
             logger.warning(
                 "Training ended before the %s schedule finished (step %d); projecting onto the final "
                 "target now so the promised sparsity holds.",

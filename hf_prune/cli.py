@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except HfPruneError as err:
+    except (HfPruneError, ValueError, OSError) as err:  # bad input: one clear line, no traceback
+        logger.debug("hf-prune failed", exc_info=True)
         print(f"error: {err}", file=sys.stderr)
         return 2
 

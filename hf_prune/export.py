@@ -27,7 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,7 +55,7 @@ from .formats.compact import MASK_SUFFIX, VALUES_SUFFIX, decode_state
 from .formats.compact import WEIGHTS_FILE_NAME as COMPACT_WEIGHTS_FILE_NAME
 from .formats.factored import WEIGHTS_FILE_NAME as FACTORED_WEIGHTS_FILE_NAME
 from .measure import folder_bytes, read_safetensors
-from .methods import PruningMethod
+from .methods import ElementwiseMaskMethod, PruningMethod
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,19 @@ __all__ = [
 ]
 
 
+def _is_replaceable(folder: str) -> bool:
+    """An existing folder may be replaced only if it is empty or a previous hf_prune export."""
+    entries = os.listdir(folder)
+    return not entries or MANIFEST_FILE_NAME in entries or REPORT_FILE_NAME in entries
+
+
 @contextmanager
-def atomic_directory(output_dir: str | os.PathLike[str]):
+def atomic_directory(output_dir: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary folder that replaces ``output_dir`` only if the block succeeds.
+
+    An existing ``output_dir`` is replaced only when it is empty or a previous export; any other
+    folder (a Trainer ``output_dir`` with checkpoints, a project folder) is refused before
+    anything is written, so an export never deletes unrelated files.
 
     Example:
         >>> import os, tempfile
@@ -86,9 +96,17 @@ def atomic_directory(output_dir: str | os.PathLike[str]):
         ['a.txt']
     """
     output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not (os.path.isdir(output_dir) and _is_replaceable(output_dir)):
+        raise FileExistsError(
+            f"{output_dir} exists and is not an hf_prune export (no {MANIFEST_FILE_NAME}); refusing to "
+            f"replace it. Export into a new or empty folder (not the Trainer's output_dir)."
+        )
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; an export is meant to be shared
     try:
         yield staging
         if os.path.exists(output_dir):
@@ -135,6 +153,7 @@ def save_pruned(
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose one of {list(EXPORT_FORMATS)}.")
+    _check_format_fits_method(format, method)
     report = method.finalize()
     method.materialize()
     weight_names = _pruned_weight_names(method, model)
@@ -163,6 +182,18 @@ def save_pruned(
         report["bytes_after"],
     )
     return report
+
+
+def _check_format_fits_method(format: str, method: PruningMethod) -> None:
+    """Refuse a format the method cannot produce, before finalize() changes the model."""
+    elementwise = isinstance(method, ElementwiseMaskMethod)
+    if format == "factored" and elementwise:
+        raise ValueError(
+            f"format='factored' stores rank-pruned (factorised) layers, but {method.name!r} prunes "
+            f"element-wise; use format='compact' (smaller on disk) or 'dense'."
+        )
+    if format == "compact" and not elementwise and method.name == "rank":
+        raise ValueError("format='compact' stores element-wise zeros; rank pruning exports as 'factored' or 'dense'.")
 
 
 def _pruned_weight_names(method: PruningMethod, model: nn.Module) -> list[str]:
@@ -311,15 +342,19 @@ def _local_folder(path: str | os.PathLike[str], hub: Mapping[str, Any]) -> str |
     if _looks_local(path):
         raise MissingExportFileError(f"No export folder at {path!r}; check the path (save_pruned writes one).")
     from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.errors import EntryNotFoundError, HFValidationError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        RepositoryNotFoundError,
+    )
 
     try:
         manifest_file = hf_hub_download(path, MANIFEST_FILE_NAME, **hub)
-    except EntryNotFoundError:  # a plain Hub model, or offline without it cached
-        return None
-    except HFValidationError:
+    except EntryNotFoundError:  # a plain Hub model, or offline (LocalEntryNotFoundError) without it
+        return None  # cached: from_pretrained then loads it, or says why it cannot
+    except (HFValidationError, RepositoryNotFoundError):
         raise MissingExportFileError(
-            f"{path!r} is neither an export folder nor a valid Hub repo id; check the path."
+            f"{path!r} is neither an export folder nor an existing Hub repo; check the path."
         ) from None
     manifest = read_manifest(os.path.dirname(manifest_file))
     if manifest is None or manifest["format"] == "dense":

@@ -104,15 +104,24 @@ class Recipe:
 
     def check(self) -> None:
         """Validate everything cheap to validate, so bad input fails before training."""
+        from .export import EXPORT_FORMATS
         from .tasks import TASKS, available_tasks
 
+        if self.export_format not in EXPORT_FORMATS:
+            raise InvalidConfigError(
+                f"export_format={self.export_format!r} is not a format; choose one of {list(EXPORT_FORMATS)}."
+            )
         if self.task not in TASKS:
             raise InvalidConfigError(f"Unknown task {self.task!r}; available tasks: {available_tasks()}.")
         self.pruning_config()
         try:
-            self.training_arguments(os.path.join(self.output_dir, "checkpoints"))
+            self.training_arguments(self.work_dir("checkpoints"))
         except (TypeError, ValueError) as err:
             raise InvalidConfigError(f"Invalid training arguments in recipe {self.name!r}: {err}") from err
+
+    def work_dir(self, name: str) -> str:
+        """Trainer output folders live beside the export, never inside it (it is replaced whole)."""
+        return os.path.join(f"{self.output_dir.rstrip(os.sep)}-work", name)
 
     def baseline_key(self) -> str:
         """Hash of everything a dense baseline depends on (not the pruning config)."""
@@ -134,7 +143,7 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     if recipe.dense_baseline:
         results["dense"] = _dense_baseline(recipe, run)
     pruned = run.train_and_evaluate(
-        recipe.training_arguments(os.path.join(recipe.output_dir, "checkpoints")), recipe.pruning_config()
+        recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config()
     )
     report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format)
     results["pruned"] = {
@@ -175,7 +184,7 @@ def _dense_baseline(recipe: Recipe, run) -> dict[str, Any]:
     if cached is not None:
         logger.info("Using the dense baseline measured with the same settings in %s", cached["source"])
         return cached
-    dense = run.train_and_evaluate(recipe.training_arguments(os.path.join(recipe.output_dir, "dense_checkpoints")), None)
+    dense = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("dense_checkpoints")), None)
     result = {"metrics": dense.metrics, "train_seconds": dense.train_seconds, "parameters": dense.parameters}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as handle:

@@ -22,6 +22,7 @@ from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from .callback import PruningCallback
+from .checkpointing import save_method_state
 from .config import PruningConfig
 from .export import save_pruned
 from .methods import PruningMethod
@@ -40,6 +41,7 @@ class PruningTrainer(Trainer):
         self.pruning_callback = PruningCallback(pruning) if pruning is not None else None
         if self.pruning_callback is not None:
             self.pruning_callback.inject_logs = False
+            self.pruning_callback.save_state_on_save = False
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.pruning_callback]
         super().__init__(*args, **kwargs)
 
@@ -60,17 +62,35 @@ class PruningTrainer(Trainer):
             logs.update(self.pruning_callback.prefixed_stats())
         super().log(logs, start_time)
 
-    def save_pruned(self, output_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        # Inside _save_checkpoint this runs first, before rotation and Hub pushes: the
+        # checkpoint is complete (weights + pruning state) by the time anything else sees it.
+        if _internal_call and self.pruning_method is not None and self.args.should_save:
+            save_method_state(self.pruning_method, output_dir or self.args.output_dir)
+
+    def save_pruned(self, output_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
         """Finalize the method and save the pruned model (see :func:`hf_prune.save_pruned`).
 
-        Returns the pruning report that is also written beside the weights.
+        Every process finalizes (the model must be identical everywhere); only the main process
+        writes. Returns the pruning report (``None`` on other processes).
+
+        Example:
+            >>> # report = trainer.save_pruned("outputs/pruned", format="compact")
         """
         if self.pruning_method is None:
             raise ValueError("This PruningTrainer has no pruning config; nothing pruned to save.")
-        return save_pruned(
-            self.accelerator.unwrap_model(self.model),
-            output_dir,
-            self.pruning_method,
-            processing_class=self.processing_class,
-            **kwargs,
-        )
+        report = None
+        if self.args.should_save:
+            report = save_pruned(
+                self.accelerator.unwrap_model(self.model),
+                output_dir,
+                self.pruning_method,
+                processing_class=self.processing_class,
+                **kwargs,
+            )
+        else:
+            self.pruning_method.finalize()
+            self.pruning_method.materialize()
+        self.accelerator.wait_for_everyone()
+        return report

@@ -69,22 +69,46 @@ def test_reweighting_scales_the_threshold_by_inverse_magnitude():
 
 
 def test_proximal_step_leaves_adam_moments_alone():
-    """Decoupled: the optimizer's moments equal those of a run without the proximal step."""
-    reference, pruned = tiny_bert(), tiny_bert()
-    method = create_method(RPPConfig(begin_step=0, end_step=100))
-    method.attach(pruned)
-    opt_ref = torch.optim.AdamW(reference.parameters(), lr=1e-3)
-    opt_pruned = torch.optim.AdamW(pruned.parameters(), lr=1e-3)
+    """Decoupled: Adam's moments only ever see the loss gradients, never the l1 term."""
+    model = tiny_bert()
+    method = create_method(RPPConfig(begin_step=0, end_step=100, gamma=5.0, plain_l1_first_round=True))
+    method.attach(model)
     method.begin(100)
-    for model, optimizer in ((reference, opt_ref), (pruned, opt_pruned)):
-        _loss(model).backward()
-        optimizer.step()
-    method.step(1, opt_pruned)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.999))
     name = next(iter(method.targets))
-    p_ref = dict(reference.named_parameters())[name + ".weight"]
-    p_pruned = method.targets[name].weight
-    torch.testing.assert_close(opt_ref.state[p_ref]["exp_avg"], opt_pruned.state[p_pruned]["exp_avg"])
-    torch.testing.assert_close(opt_ref.state[p_ref]["exp_avg_sq"], opt_pruned.state[p_pruned]["exp_avg_sq"])
+    weight = method.targets[name].weight
+    grads, shrunk = [], []
+    for step in (1, 2):
+        optimizer.zero_grad()
+        _loss(model, step).backward()
+        grads.append(weight.grad.detach().clone())
+        optimizer.step()
+        before = weight.detach().clone()
+        method.step(step, optimizer)
+        shrunk.append(bool((weight != before).any()))
+    assert all(shrunk), "the proximal step did not change the weights"
+    expected_m = 0.9 * (0.1 * grads[0]) + 0.1 * grads[1]
+    expected_v = 0.999 * (0.001 * grads[0] ** 2) + 0.001 * grads[1] ** 2
+    torch.testing.assert_close(optimizer.state[weight]["exp_avg"], expected_m)
+    torch.testing.assert_close(optimizer.state[weight]["exp_avg_sq"], expected_v)
+
+
+def test_step_before_begin_is_a_clear_error():
+    model = tiny_bert()
+    for config in (RPPConfig(), MagnitudeConfig()):
+        method = create_method(config)
+        method.attach(model)
+        with pytest.raises(RuntimeError, match="begin"):
+            method.step(1, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_weights_missing_from_the_optimizer_are_reported():
+    model = tiny_bert()
+    method = create_method(RPPConfig(begin_step=0, end_step=10))
+    method.attach(model)
+    method.begin(10)
+    with pytest.raises(ValueError, match="not in the optimizer"):
+        method.step(1, torch.optim.SGD(model.classifier.parameters(), lr=0.1))
 
 
 def test_adam_preconditioned_threshold_needs_adam_state():

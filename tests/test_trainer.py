@@ -7,7 +7,12 @@ import torch
 from transformers import Trainer
 
 from hf_prune import MagnitudeConfig, PruningCallback, PruningTrainer, RPPConfig
-from hf_prune.errors import CheckpointMismatchError, MissingPruningStateError, NoMatchingModulesError
+from hf_prune.errors import (
+    CheckpointMismatchError,
+    MissingPruningStateError,
+    NoMatchingModulesError,
+    UnsupportedModelError,
+)
 
 from .conftest import ARCHITECTURES, tiny_bert, training_args
 
@@ -129,3 +134,35 @@ def test_plain_pruning_trainer_without_config_is_a_trainer(tmp_path, dataset):
     assert trainer.pruning_method is None
     with pytest.raises(ValueError, match="no pruning config"):
         trainer.save_pruned(tmp_path / "out")
+
+
+def test_load_best_model_at_end_keeps_the_final_pattern(tmp_path, dataset):
+    # Checkpoints at steps 4 and 8 are from before the pattern froze (step 12); the best one
+    # comes back at the end and must be re-masked.
+    args = dict(max_steps=20, save_strategy="steps", save_steps=4, eval_strategy="steps", eval_steps=4,
+                load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=True)
+    trainer = PruningTrainer(model=tiny_bert(), args=training_args(tmp_path, **args), train_dataset=dataset,
+                             eval_dataset=dataset, pruning=CONFIGS["magnitude"]())
+    trainer.train()
+    assert trainer.state.best_global_step < 12
+    assert trainer.pruning_method.sparsity() >= 0.75 - 1e-3
+    report = trainer.save_pruned(tmp_path / "export")
+    assert report["saved_sparsity"] >= 0.75 - 1e-3
+
+
+def test_save_pruned_refuses_to_replace_the_trainer_output_dir(tmp_path, dataset):
+    trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, save_strategy="steps",
+                               save_steps=5, max_steps=5)
+    trainer.train()
+    with pytest.raises(FileExistsError, match="not an hf_prune export"):
+        trainer.save_pruned(tmp_path)
+    assert (tmp_path / "checkpoint-5" / "hf_prune_state.safetensors").is_file()
+
+
+def test_a_method_follows_only_the_model_it_was_attached_to(tmp_path, dataset):
+    callback = PruningCallback(CONFIGS["magnitude"]())
+    Trainer(model=tiny_bert(), args=training_args(tmp_path, max_steps=2), train_dataset=dataset, callbacks=[callback])
+    other = Trainer(model=tiny_bert(seed=3), args=training_args(tmp_path, max_steps=2), train_dataset=dataset,
+                    callbacks=[callback])
+    with pytest.raises(UnsupportedModelError, match="different model"):
+        other.train()

@@ -45,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import weakref
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -71,6 +72,7 @@ class PruningMethod(ABC):
         self.config = config
         self.targets: dict[str, nn.Module] = {}
         self.total_steps: int | None = None
+        self._model_ref: weakref.ReferenceType[nn.Module] | None = None
 
     @property
     def name(self) -> str:
@@ -82,6 +84,7 @@ class PruningMethod(ABC):
 
     def attach(self, model: nn.Module) -> None:
         """Find the modules to prune; errors on bad patterns happen here, before training."""
+        self._model_ref = weakref.ref(model)
         self.targets = find_targets(
             model,
             include=self.config.include,
@@ -96,6 +99,18 @@ class PruningMethod(ABC):
     @abstractmethod
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Update after optimizer step number ``step`` (1-based) has been applied."""
+
+    def on_skipped_step(self) -> None:  # noqa: B027  (an optional hook, not abstract)
+        """The Trainer's optimizer skipped a step (fp16 overflow); methods with their own
+        trainable tensors drop those tensors' gradients here."""
+
+    def reapply(self) -> None:  # noqa: B027  (an optional hook, not abstract)
+        """Re-impose the final pattern on the model's current weights (e.g. after the Trainer
+        reloaded the best checkpoint); element-wise methods re-zero their masks."""
+
+    def attached_to(self, model: nn.Module) -> bool:
+        """Whether ``model`` is the model this method was attached to."""
+        return self._model_ref is not None and self._model_ref() is model
 
     def materialize(self) -> None:  # noqa: B027  (an optional hook, not abstract)
         """Turn the model into its exported form; the default (in-place zeros) needs nothing."""
@@ -162,6 +177,10 @@ class ElementwiseMaskMethod(PruningMethod):
         """Zero every pruned weight in place."""
         for name, pruned in self.pruned.items():
             self.weight(name).masked_fill_(pruned, 0.0)
+
+    def reapply(self) -> None:
+        if self.frozen:
+            self.apply_masks()
 
     @torch.no_grad()
     def freeze_current_zeros(self) -> None:

@@ -75,6 +75,8 @@ class MagnitudePruning(ElementwiseMaskMethod):
         if self.frozen:
             self.apply_masks()
             return
+        if self.total_steps is None:
+            raise RuntimeError("Call method.begin(total_steps) before method.step(): the schedule needs the run length.")
         if step >= self.end_step:
             self._prune_to(self.config.target_sparsity)
             self.frozen = True

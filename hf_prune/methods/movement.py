@@ -80,8 +80,8 @@ class MovementConfig(ScheduledSparsityConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_range("score_learning_rate", self.score_learning_rate, 0.0, math.inf, low_inclusive=False)
-        check_range("soft_regularization", self.soft_regularization, 0.0, math.inf)
+        check_range("score_learning_rate", self.score_learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        check_range("soft_regularization", self.soft_regularization, 0.0, math.inf, high_inclusive=False)
         if not math.isfinite(self.soft_threshold):
             raise InvalidConfigError(
                 f"soft_threshold={self.soft_threshold!r} must be a finite number (a raw score, e.g. 0.0)."
@@ -213,11 +213,17 @@ class MovementPruning(ElementwiseMaskMethod):
         if self.frozen:
             self.apply_masks()
             return
+        if self.total_steps is None:
+            raise RuntimeError("Call method.begin(total_steps) before method.step(): the schedule needs the run length.")
         self._step_scores()
         if step >= self.end_step:
             self.finalize()
             return
         self._update_masks(step)
+
+    def on_skipped_step(self) -> None:
+        # The Trainer skipped its step (fp16 overflow): drop the scores' inf/nan gradients too.
+        self.score_optimizer.zero_grad(set_to_none=True)
 
     def _step_scores(self) -> None:
         scores = self.scores()

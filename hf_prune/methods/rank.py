@@ -429,6 +429,11 @@ class RankPruning(PruningMethod):
         """
         return None
 
+    def on_skipped_step(self) -> None:
+        # The Trainer skipped its step (fp16 overflow): drop the gates' inf/nan gradients too.
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
         self.current_step = step
         if self.frozen or self.optimizer is None:

@@ -82,9 +82,9 @@ class RPPConfig(ScheduledSparsityConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_range("gamma", self.gamma, 0.0, math.inf, low_inclusive=False)
-        check_range("epsilon", self.epsilon, 0.0, math.inf, low_inclusive=False)
-        check_range("controller_gain", self.controller_gain, 0.0, math.inf)
+        check_range("gamma", self.gamma, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        check_range("epsilon", self.epsilon, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        check_range("controller_gain", self.controller_gain, 0.0, math.inf, high_inclusive=False)
         if self.reweight_interval < 1:
             raise InvalidConfigError(f"reweight_interval={self.reweight_interval} must be >= 1.")
 
@@ -125,8 +125,6 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
         self.proximal_sparsity: float | None = None
         self.readmitted = 0
         self.last_threshold = 0.0
-        self._groups: dict[int, dict[str, Any]] = {}
-        self._groups_of: int | None = None
 
     def begin(self, total_steps: int) -> None:
         super().begin(total_steps)
@@ -142,6 +140,8 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
         if self.frozen:
             self.apply_masks()
             return
+        if self.total_steps is None:
+            raise RuntimeError("Call method.begin(total_steps) before method.step(): the schedule needs the run length.")
         if self.begin_step < step <= self.end_step:
             if optimizer is None:
                 raise ValueError("RPP.step needs the optimizer: the threshold follows its learning rate.")
@@ -151,16 +151,19 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
 
     @torch.no_grad()
     def _proximal_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
-        if self.gamma is None:
-            self.begin(self.total_steps or step)
         self._maybe_reweight(step)
-        if self._groups_of != id(optimizer):
-            self._groups, self._groups_of = _param_groups_by_param(optimizer), id(optimizer)
+        # Rebuilt every step (a few dozen entries): an optimizer can be replaced between runs.
+        groups = _param_groups_by_param(optimizer)
         zeros = []
         thresholds = []
         for index, name in enumerate(self.targets):
             weight = self.weight(name)
-            group = self._groups[id(weight)]
+            group = groups.get(id(weight))
+            if group is None:
+                raise ValueError(
+                    f"{name}.weight is not in the optimizer, so RPP cannot read its learning rate; "
+                    f"pass all pruned weights to the optimizer or exclude {name!r} from pruning."
+                )
             scale = group["lr"] * float(self.gamma[index])
             threshold = self.alpha[name] * scale if self.alpha else torch.full_like(weight, scale)
             if self.config.threshold == "adam":

