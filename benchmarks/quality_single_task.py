@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import MODEL, RESULTS_DIR, machine_info, write_json, write_text  # noqa: E402
 
 from hf_prune import PruningConfig  # noqa: E402
-from hf_prune.measure import saved_sparsity  # noqa: E402
 from hf_prune.recipe import Recipe  # noqa: E402
 from hf_prune.runner import TaskRun  # noqa: E402
 
@@ -34,12 +33,21 @@ TASK = "movie_sentiment"
 ROWS_DIR = os.path.join(RESULTS_DIR, "quality_single_task_rows")
 RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes",
                       "movie_sentiment_rpp.yaml")
-# Method settings beyond the target: the recipe's RPP settings, magnitude's defaults.
-METHOD_SETTINGS = {"rpp": None, "magnitude": {"method": "magnitude", "prune_interval": 10}}
+# Method settings beyond the target: the recipe's RPP settings, the other methods' defaults.
+METHOD_SETTINGS = {
+    "rpp": None,
+    "magnitude": {"method": "magnitude", "prune_interval": 10},
+    "movement": {"method": "movement"},
+    "rank": {"method": "rank"},
+}
+# Formats whose report measures what was pruned: zeros (element-wise) or parameters removed (rank).
+EXPORT_FORMAT = {"rank": "factored"}
 
 
 def _pruning_dict(recipe: Recipe, method: str, sparsity: float) -> dict:
     base = dict(recipe.pruning) if METHOD_SETTINGS[method] is None else dict(METHOD_SETTINGS[method])
+    if method == "rank":  # the budget that corresponds to this sparsity in parameter count
+        return {**base, "target_params_fraction": round(1.0 - sparsity, 6)}
     base.setdefault("begin_fraction", recipe.pruning.get("begin_fraction", 0.1))
     base.setdefault("end_fraction", recipe.pruning.get("end_fraction", 0.7))
     return {**base, "target_sparsity": sparsity}
@@ -57,11 +65,13 @@ def run_row(run: TaskRun, recipe: Recipe, method: str, sparsity: float | None) -
         row["measured_sparsity"] = 0.0
         row["parameters"] = outcome.parameters
     else:
-        with tempfile.TemporaryDirectory() as export_dir:
-            report = outcome.trainer.save_pruned(export_dir)
-            measured = saved_sparsity(export_dir, report["pruned_weights"])
-        row.update(measured_sparsity=measured["pruned"], measured_model_sparsity=measured["model"],
-                   proximal_sparsity=report.get("proximal_sparsity"), readmitted_zeros=report.get("readmitted_zeros"))
+        with tempfile.TemporaryDirectory() as work:
+            export_dir = os.path.join(work, "export")
+            report = outcome.trainer.save_pruned(export_dir, format=EXPORT_FORMAT.get(method, "dense"))
+        # Read back from the written file by save_pruned: zeros, or parameters removed for rank.
+        row.update(measured_sparsity=report["saved_sparsity"], measured_model_sparsity=report["saved_model_sparsity"],
+                   sparsity_kind=report.get("sparsity_kind", "zeros"), proximal_sparsity=report.get("proximal_sparsity"),
+                   readmitted_zeros=report.get("readmitted_zeros"))
     return row
 
 
@@ -84,7 +94,9 @@ def aggregate() -> list[dict]:
                      f"{'' if prox is None else f'{prox:.3f}'} | {r['value']:.4f} | {r['train_seconds']:.0f} |")
     steps = {r["steps"] for r in rows}
     lines.append(f"\nmovie snippets (8,057 train / 2,015 test), {MODEL}, steps {sorted(steps)}, batch 32, "
-                 f"max length 64, lr 5e-5, seed 0; pruning ramp 10%-70% of steps.")
+                 f"max length 64, lr 5e-5, seed 0; pruning ramp 10%-70% of steps (rank: budget ramp to 30%, "
+                 f"gates frozen at 70%). Sparsity is read from the saved file: the fraction of zeros in the "
+                 f"encoder Linear weights, or for rank the fraction of their parameters the factors remove.")
     write_text("quality_single_task.md", "\n".join(lines) + "\n")
     _plot(rows)
     return rows
@@ -113,7 +125,7 @@ def _plot(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", nargs="+", default=["dense", "rpp", "magnitude"])
+    parser.add_argument("--methods", nargs="+", default=["dense", "rpp", "magnitude", "movement", "rank"])
     parser.add_argument("--sparsities", nargs="+", type=float, default=[0.5, 0.8, 0.9])
     parser.add_argument("--force", action="store_true", help="rerun rows that are cached")
     parser.add_argument("--aggregate-only", action="store_true")

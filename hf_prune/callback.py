@@ -93,7 +93,9 @@ class PruningCallback(TrainerCallback):
         load_method_state(self.method, folder)
         logger.info("Restored %s pruning state from %s", self.method.name, folder)
 
-    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+    def on_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         optimizer = kwargs.get("optimizer")
         if getattr(optimizer, "step_was_skipped", False):
             # The weights did not change; the schedule does not advance either.
@@ -114,6 +116,13 @@ class PruningCallback(TrainerCallback):
             state.log_history[-1].update(stats)
 
     def prefixed_stats(self) -> dict[str, float]:
+        """The method's stats with the ``prune/`` prefix, as they appear in the logs.
+
+        Example:
+            >>> from hf_prune import MagnitudeConfig
+            >>> PruningCallback(MagnitudeConfig()).prefixed_stats()["prune/scheduled_sparsity"]
+            0.0
+        """
         return {LOG_PREFIX + key: value for key, value in self.method.stats().items()}
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):

@@ -42,6 +42,12 @@ def save_method_state(method: PruningMethod, folder: str | os.PathLike[str]) -> 
 
 
 def has_method_state(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` (a checkpoint) holds a saved pruning state.
+
+    Example:
+        >>> has_method_state("/nonexistent")
+        False
+    """
     return os.path.isfile(os.path.join(folder, STATE_FILE_NAME))
 
 

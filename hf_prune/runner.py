@@ -23,6 +23,8 @@ from .trainer import PruningTrainer
 
 @dataclass
 class RunOutcome:
+    """A finished run: its trainer (for export), eval metrics, training time and parameter counts."""
+
     trainer: PruningTrainer
     metrics: dict[str, float]
     train_seconds: float
@@ -54,6 +56,7 @@ class TaskRun:
         )
 
     def new_model(self):
+        """A fresh copy of the pretrained model with a classification head for the task."""
         from transformers import AutoModelForSequenceClassification
 
         labels = list(self.task.labels)
@@ -65,6 +68,7 @@ class TaskRun:
         )
 
     def trainer(self, args, pruning: PruningConfig | None, model=None, **kwargs: Any) -> PruningTrainer:
+        """A PruningTrainer on the tokenized task (dynamic padding, accuracy metric)."""
         from transformers import DataCollatorWithPadding
 
         return PruningTrainer(
@@ -80,6 +84,7 @@ class TaskRun:
         )
 
     def train_and_evaluate(self, args, pruning: PruningConfig | None) -> RunOutcome:
+        """Train a fresh model (pruned when ``pruning`` is given), then evaluate on the test split."""
         trainer = self.trainer(args, pruning)
         start = time.perf_counter()
         trainer.train()

@@ -170,6 +170,7 @@ class ElementwiseMaskMethod(PruningMethod):
         return self.frozen
 
     def weight(self, name: str) -> torch.Tensor:
+        """The weight tensor of target ``name`` (what the mask applies to)."""
         return self.targets[name].weight
 
     @torch.no_grad()

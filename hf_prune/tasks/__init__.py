@@ -46,6 +46,7 @@ TASKS: dict[str, TaskSpec] = {
 
 
 def available_tasks() -> list[str]:
+    """Names accepted by :func:`load_task` and by recipes' ``task`` key."""
     return sorted(TASKS)
 
 
