@@ -83,6 +83,18 @@ def factorized_is_smaller(in_features: int, out_features: int, rank: int) -> boo
     return rank * (in_features + out_features) < in_features * out_features
 
 
+def compiled_size(rank: int, in_features: int, out_features: int) -> int:
+    """Weights a matrix of ``rank`` costs once compiled (factors, or dense when not smaller).
+
+    Example:
+        >>> compiled_size(10, 384, 1536), compiled_size(300, 384, 384)
+        (19200, 147456)
+    """
+    if factorized_is_smaller(in_features, out_features, rank):
+        return rank * (in_features + out_features)
+    return in_features * out_features
+
+
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
     """Put ``new`` at dotted path ``name`` inside ``model``; returns the module it replaced."""
     parent_name, _, child = name.rpartition(".")

@@ -13,10 +13,13 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from torch import nn
+
+from .targets import _backbone
 
 
 def tensor_sparsity(tensor: torch.Tensor) -> float:
@@ -75,3 +78,35 @@ def parameter_counts(model: nn.Module, weight_names: Iterable[str] = ()) -> dict
 def folder_bytes(folder: str | os.PathLike[str], pattern: str = "*.safetensors") -> int:
     """Bytes of the files matching ``pattern`` in ``folder``."""
     return sum(os.path.getsize(p) for p in glob.glob(os.path.join(folder, pattern)))
+
+
+def unique_numel(parameters: Any, seen: set[int] | None = None) -> int:
+    """Elements of ``parameters``, each shared tensor counted once (``seen`` carries across calls)."""
+    seen = set() if seen is None else seen
+    total = 0
+    for param in parameters:
+        if id(param) not in seen:
+            seen.add(id(param))
+            total += param.numel()
+    return total
+
+
+def encoder_parameter_count(model: nn.Module) -> int:
+    """Parameters of the encoder backbone without its embeddings and pooler.
+
+    The backbone's children named ``embeddings*`` (e.g. ELECTRA's ``embeddings_project`` too)
+    and ``pooler`` are left out, matching which Linear layers :func:`hf_prune.find_targets` offers.
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> encoder_parameter_count(BertModel(BertConfig(
+        ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)))
+        8544
+    """
+    base, _ = _backbone(model)
+    seen: set[int] = set()
+    total = unique_numel(base.parameters(recurse=False), seen)
+    for name, child in base.named_children():
+        if not (name.startswith("embeddings") or name == "pooler"):
+            total += unique_numel(child.parameters(), seen)
+    return total

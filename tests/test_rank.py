@@ -12,7 +12,7 @@ from hf_prune import PruningCallback, PruningConfig, PruningTrainer, RankConfig,
 from hf_prune.checkpointing import load_method_state, save_method_state
 from hf_prune.errors import InvalidConfigError
 from hf_prune.factorization import FactorizedLinear
-from hf_prune.methods.rank import encoder_parameter_count
+from hf_prune.measure import encoder_parameter_count
 
 from .conftest import ARCHITECTURES, tiny_bert, training_args
 

@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.utils import parametrize
 
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
 from ..errors import CheckpointMismatchError
+from ..parametrize import MovementMask, all_reduce_grads_mean
 from ..schedules import cubic_sparsity
 from .base import ElementwiseMaskMethod, pruned_masks_for_target
 
@@ -86,55 +86,6 @@ class MovementConfig(ScheduledSparsityConfig):
             raise InvalidConfigError(
                 f"soft_threshold={self.soft_threshold!r} must be a finite number (a raw score, e.g. 0.0)."
             )
-
-
-class _StraightThroughMask(torch.autograd.Function):
-    """Forward: the 0/1 mask (all ones when ``keep`` is None). Backward: identity to the scores."""
-
-    @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, keep: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        ctx.score_dtype = scores.dtype
-        if keep is None:
-            return torch.ones(scores.shape, dtype=dtype, device=scores.device)
-        return keep.to(dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        # The mask's dL/dM is dL/dW' * W (mul's backward), passed to S as if M were S.
-        return grad.to(ctx.score_dtype), None, None
-
-
-class MovementMask(nn.Module):
-    """Parametrization ``W -> W * M(S)``; the scores are a plain attribute, not a parameter.
-
-    Example:
-        >>> mask = MovementMask(torch.zeros(2, 2, requires_grad=True))
-        >>> mask(torch.ones(2, 2)).tolist()
-        [[1.0, 1.0], [1.0, 1.0]]
-    """
-
-    def __init__(self, scores: torch.Tensor) -> None:
-        super().__init__()
-        # object.__setattr__ so neither parameters() nor state_dict() ever sees them: the
-        # Trainer's optimizer and checkpoint format must be the same with and without pruning.
-        object.__setattr__(self, "scores", scores)
-        object.__setattr__(self, "keep", None)  # bool, True = kept; None = all kept
-        self.frozen = False
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        if self.frozen:
-            return weight * self.keep.to(weight.dtype)
-        return weight * _StraightThroughMask.apply(self.scores, self.keep, weight.dtype)
-
-
-def _all_reduce_mean(tensors: list[torch.Tensor]) -> None:
-    """Average ``tensors`` over processes in place (DDP only reduces model parameters)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-        return
-    world = dist.get_world_size()
-    for tensor in tensors:
-        dist.all_reduce(tensor)
-        tensor.div_(world)
 
 
 class MovementPruning(ElementwiseMaskMethod):
@@ -235,7 +186,7 @@ class MovementPruning(ElementwiseMaskMethod):
             if score.grad is None:  # a module the forward skipped: still take part in the all-reduce
                 score.grad = torch.zeros_like(score)
             grads.append(score.grad)
-        _all_reduce_mean(grads)
+        all_reduce_grads_mean(scores)
         # An overflowed fp16 step (the Trainer skips it) must not poison the scores either; one
         # reduction, so one host sync per step.
         if bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):

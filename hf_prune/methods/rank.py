@@ -73,21 +73,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.utils import parametrize
 
 from ..config import InvalidConfigError, PruningConfig, check_range
-from ..factorization import FactorizedLinear, factorized_is_smaller, replace_module
+from ..factorization import FactorizedLinear, compiled_size, factorized_is_smaller, replace_module
+from ..measure import encoder_parameter_count, unique_numel
+from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean
 from ..schedules import linear_ramp
-from ..targets import _backbone
 from .base import PruningMethod
 
 logger = logging.getLogger(__name__)
-
-# Uniform noise is kept inside (eps, 1 - eps): log(0) would give an infinite logit.
-_NOISE_EPS = 1e-6
-
 
 @dataclass
 class RankConfig(PruningConfig):
@@ -203,107 +199,6 @@ class RankConfig(PruningConfig):
         return warmup, max(warmup, end)
 
 
-class HardConcreteFactorization(nn.Module):
-    """Parametrization ``weight = P diag(z) Q`` with hard-concrete gates ``z``.
-
-    ``log_alpha`` is a plain tensor attribute (not an ``nn.Parameter``), so it stays out of the
-    model's parameters and state dict. Train/eval mode follows ``model.train()``/``model.eval()``
-    (the parametrization is a submodule of the Linear layer). Once ``frozen_gate`` is set, that
-    gate is used in both modes.
-
-    Example:
-        >>> from torch.nn.utils import parametrize
-        >>> linear = nn.Linear(6, 4)
-        >>> dense = linear.weight.detach().clone()
-        >>> gates = HardConcreteFactorization(4, RankConfig(), device=dense.device)
-        >>> _ = parametrize.register_parametrization(linear.eval(), "weight", gates)
-        >>> torch.allclose(linear.weight, dense, atol=1e-5), tuple(linear.parametrizations.weight.original0.shape)
-        (True, (4, 4))
-    """
-
-    def __init__(self, rank: int, config: RankConfig, device: torch.device | None = None) -> None:
-        super().__init__()
-        self.beta, self.left, self.right = config.beta, config.stretch_left, config.stretch_right
-        self.log_alpha = torch.full((rank,), float(config.log_alpha_init), device=device, requires_grad=True)
-        self.frozen_gate: torch.Tensor | None = None
-
-    def prob_nonzero(self) -> torch.Tensor:
-        """``P(z_j != 0) = sigmoid(log_alpha - beta * log(-l / r))``, differentiable."""
-        return torch.sigmoid(self.log_alpha - self.beta * math.log(-self.left / self.right))
-
-    def deterministic_gate(self) -> torch.Tensor:
-        """The eval-mode gate ``clamp(sigmoid(log_alpha) * (r - l) + l, 0, 1)``."""
-        return torch.sigmoid(self.log_alpha).mul(self.right - self.left).add(self.left).clamp(0.0, 1.0)
-
-    @torch.no_grad()
-    def mean_gate(self, points: int = 1024) -> torch.Tensor:
-        """``E[z]`` under the training distribution (midpoint rule over ``u``), not differentiable."""
-        u = (torch.arange(points, device=self.log_alpha.device, dtype=torch.float64) + 0.5) / points
-        logits = (torch.log(u) - torch.log1p(-u))[:, None] + self.log_alpha.detach().double()[None, :]
-        s = torch.sigmoid(logits / self.beta)
-        return s.mul(self.right - self.left).add(self.left).clamp(0.0, 1.0).mean(0).to(self.log_alpha.dtype)
-
-    def gate(self) -> torch.Tensor:
-        """The gate this forward uses: frozen, deterministic (eval) or sampled (training)."""
-        if self.frozen_gate is not None:
-            return self.frozen_gate
-        if not self.training:
-            return self.deterministic_gate()
-        u = torch.rand_like(self.log_alpha).clamp_(_NOISE_EPS, 1.0 - _NOISE_EPS)
-        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / self.beta)
-        return s.mul(self.right - self.left).add(self.left).clamp(0.0, 1.0)
-
-    def forward(self, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
-        # The gate lives where the method put it; follow the factors if the model moved since.
-        z = self.gate().to(device=up.device, dtype=up.dtype)
-        return (up * z) @ down
-
-    @torch.no_grad()
-    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``P = U sqrt(S)``, ``Q = sqrt(S) V^T`` (SVD in float32, returned in ``weight``'s dtype)."""
-        u, s, vh = torch.linalg.svd(weight.float(), full_matrices=False)
-        root = s.sqrt()
-        return (u * root).to(weight.dtype), (root[:, None] * vh).to(weight.dtype)
-
-
-def _unique_numel(parameters: Any, seen: set[int] | None = None) -> int:
-    seen = set() if seen is None else seen
-    total = 0
-    for param in parameters:
-        if id(param) not in seen:
-            seen.add(id(param))
-            total += param.numel()
-    return total
-
-
-def encoder_parameter_count(model: nn.Module) -> int:
-    """Parameters of the encoder backbone without its embeddings and pooler.
-
-    The backbone's children named ``embeddings*`` (e.g. ELECTRA's ``embeddings_project`` too)
-    and ``pooler`` are left out, matching which Linear layers :func:`hf_prune.find_targets` offers.
-
-    Example:
-        >>> from transformers import BertConfig, BertModel
-        >>> encoder_parameter_count(BertModel(BertConfig(
-        ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)))
-        8544
-    """
-    base, _ = _backbone(model)
-    seen: set[int] = set()
-    total = _unique_numel(base.parameters(recurse=False), seen)
-    for name, child in base.named_children():
-        if not (name.startswith("embeddings") or name == "pooler"):
-            total += _unique_numel(child.parameters(), seen)
-    return total
-
-
-def _compiled_size(rank: int, in_features: int, out_features: int) -> int:
-    """Weights a matrix of ``rank`` costs once compiled (factors, or dense when not smaller)."""
-    if factorized_is_smaller(in_features, out_features, rank):
-        return rank * (in_features + out_features)
-    return in_features * out_features
-
-
 class RankPruning(PruningMethod):
     """FLOP rank pruning; see the module docstring. Phases: ``gating`` -> ``frozen`` -> ``compiled``."""
 
@@ -355,7 +250,7 @@ class RankPruning(PruningMethod):
                 "parametrization); attach rank pruning once, to a model without parametrizations."
             )
         self.model = model
-        self.model_params_before = _unique_numel(model.parameters())
+        self.model_params_before = unique_numel(model.parameters())
         self.shapes = {name: (m.in_features, m.out_features) for name, m in self.targets.items()}
         prunable = sum(i * o for i, o in self.shapes.values())
         if self.config.budget_of == "encoder":
@@ -369,7 +264,14 @@ class RankPruning(PruningMethod):
             self.targets = {}  # nothing was attached
             raise
         for name, module in self.targets.items():
-            gates = HardConcreteFactorization(min(self.shapes[name]), self.config, device=module.weight.device)
+            gates = HardConcreteFactorization(
+                min(self.shapes[name]),
+                beta=self.config.beta,
+                left=self.config.stretch_left,
+                right=self.config.stretch_right,
+                log_alpha_init=self.config.log_alpha_init,
+                device=module.weight.device,
+            )
             # unsafe=True skips torch's check forward, which (in training mode, taken from the
             # module) would draw gate noise and shift the RNG stream; shapes and dtypes match.
             parametrize.register_parametrization(module, "weight", gates, unsafe=True)
@@ -384,7 +286,7 @@ class RankPruning(PruningMethod):
         )
 
     def _check_budget_reachable(self) -> None:
-        smallest = self.fixed_params + sum(_compiled_size(1, i, o) for i, o in self.shapes.values())
+        smallest = self.fixed_params + sum(compiled_size(1, i, o) for i, o in self.shapes.values())
         if smallest > self.budget_params:
             raise InvalidConfigError(
                 f"target_params_fraction={self.config.target_params_fraction} is unreachable: even rank 1 "
@@ -453,7 +355,7 @@ class RankPruning(PruningMethod):
         self._move_state_to_factors()
         lagrangian = self.lagrangian()
         lagrangian.backward()  # adds to the task-loss gradients the forward passes left on log_alpha
-        self._all_reduce_grads()
+        all_reduce_grads_mean(self._method_tensors())
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.last_lagrangian = float(lagrangian.detach())
@@ -488,23 +390,6 @@ class RankPruning(PruningMethod):
     def _method_tensors(self) -> list[torch.Tensor]:
         return [g.log_alpha for g in self.gates.values()] + ([self.lambdas] if self.lambdas is not None else [])
 
-    def _all_reduce_grads(self) -> None:
-        """Average the task-loss gradients over processes: DDP only reduces model parameters."""
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return
-        tensors = self._method_tensors()
-        for tensor in tensors:
-            if tensor.grad is None:  # every process must join the collective with the same shapes
-                tensor.grad = torch.zeros_like(tensor)
-        flat = torch.cat([t.grad.flatten().to(self._device()) for t in tensors])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        offset = 0
-        for tensor in tensors:
-            n = tensor.numel()
-            tensor.grad.copy_(flat[offset : offset + n].view_as(tensor))
-            offset += n
-
     # ----------------------------------------------------------------------------- final state
     @property
     def finished(self) -> bool:
@@ -519,7 +404,7 @@ class RankPruning(PruningMethod):
 
     def compiled_params(self, ranks: dict[str, int]) -> int:
         """Kept parameters, in budget units, for the given rank per matrix."""
-        return self.fixed_params + sum(_compiled_size(ranks[n], *self.shapes[n]) for n in self.shapes)
+        return self.fixed_params + sum(compiled_size(ranks[n], *self.shapes[n]) for n in self.shapes)
 
     @torch.no_grad()
     def finalize(self) -> dict[str, Any]:
@@ -588,7 +473,7 @@ class RankPruning(PruningMethod):
                 break
             if not bool(keep[name][index]) or ranks[name] <= 1:  # the reachability check allows rank 1
                 continue
-            total -= _compiled_size(ranks[name], *self.shapes[name]) - _compiled_size(
+            total -= compiled_size(ranks[name], *self.shapes[name]) - compiled_size(
                 ranks[name] - 1, *self.shapes[name]
             )
             ranks[name] -= 1
@@ -606,7 +491,7 @@ class RankPruning(PruningMethod):
         for name, index in self._components(probs, descending=True):
             if bool(keep[name][index]):
                 continue
-            cost = _compiled_size(ranks[name] + 1, *self.shapes[name]) - _compiled_size(ranks[name], *self.shapes[name])
+            cost = compiled_size(ranks[name] + 1, *self.shapes[name]) - compiled_size(ranks[name], *self.shapes[name])
             if total + cost <= self.budget_params:
                 total += cost
                 ranks[name] += 1
@@ -629,7 +514,7 @@ class RankPruning(PruningMethod):
                 "rank": ranks[name],
                 "full_rank": min(in_f, out_f),
                 "gate_rank": gate_ranks[name],
-                "compiled_params": _compiled_size(ranks[name], in_f, out_f),
+                "compiled_params": compiled_size(ranks[name], in_f, out_f),
                 "dense_params": in_f * out_f,
                 "form": "factorized" if factorized_is_smaller(in_f, out_f, ranks[name]) else "dense",
             }
