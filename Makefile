@@ -7,7 +7,7 @@ SETUP_STAMP := $(VENV)/.hf_prune_setup
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data demo test quality bench-overhead bench-quality clean
+.PHONY: setup data demo test quality bench-overhead bench-quality bench-export clean
 
 setup: $(SETUP_STAMP)
 
@@ -37,6 +37,9 @@ bench-overhead: data
 
 bench-quality: data
 	$(BIN)/python benchmarks/quality_single_task.py
+
+bench-export: data
+	$(BIN)/python benchmarks/export.py
 
 clean:
 	rm -rf outputs .pytest_cache
