@@ -76,14 +76,25 @@ def main() -> None:
     dense_model.save_pretrained(os.path.join(work, "dense"))
     dense_bytes = folder_bytes(os.path.join(work, "dense"))
     generator = torch.Generator().manual_seed(0)
-    inputs = {"input_ids": torch.randint(1000, 20000, (BATCH, SEQ), generator=generator),
-              "attention_mask": torch.ones(BATCH, SEQ, dtype=torch.long)}
+    inputs = {
+        "input_ids": torch.randint(1000, 20000, (BATCH, SEQ), generator=generator),
+        "attention_mask": torch.ones(BATCH, SEQ, dtype=torch.long),
+    }
 
     rows = []
     for method, target, config, formats in configs():
-        args = TrainingArguments(output_dir=os.path.join(work, "ckpt"), per_device_train_batch_size=32,
-                                 max_steps=options.steps, learning_rate=5e-5, warmup_steps=0.1, seed=0,
-                                 report_to="none", save_strategy="no", logging_steps=10_000, disable_tqdm=True)
+        args = TrainingArguments(
+            output_dir=os.path.join(work, "ckpt"),
+            per_device_train_batch_size=32,
+            max_steps=options.steps,
+            learning_rate=5e-5,
+            warmup_steps=0.1,
+            seed=0,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=10_000,
+            disable_tqdm=True,
+        )
         trainer = run.trainer(args, config)
         trainer.train()
         for export_format in formats:
@@ -94,33 +105,59 @@ def main() -> None:
             # rank: fraction of the target Linear weights kept, counted in the compiled model
             measured = report["achieved_fraction"] if method == "rank" else report["saved_sparsity"]
             row = {
-                "method": method, "format": export_format, "target": target,
+                "method": method,
+                "format": export_format,
+                "target": target,
                 "target_kind": "params_fraction" if method == "rank" else "sparsity",
                 "measured_sparsity_or_params": measured,
-                "saved_sparsity": report["saved_sparsity"], "sparsity_kind": report["sparsity_kind"],
-                "bytes": report["bytes_after"], "dense_bytes": dense_bytes,
+                "saved_sparsity": report["saved_sparsity"],
+                "sparsity_kind": report["sparsity_kind"],
+                "bytes": report["bytes_after"],
+                "dense_bytes": dense_bytes,
                 "bytes_ratio_vs_dense": report["bytes_after"] / dense_bytes,
-                "pruned_bytes": report["pruned_bytes"], "pruned_dense_bytes": report["pruned_dense_bytes"],
+                "pruned_bytes": report["pruned_bytes"],
+                "pruned_dense_bytes": report["pruned_dense_bytes"],
                 "pruned_bytes_ratio": report["pruned_bytes"] / report["pruned_dense_bytes"],
-                "parameters_before": report["parameters_before"], "parameters_after": report["parameters_after"],
-                "latency_ratio_vs_dense": ratio, "dense_latency_s": dense_s, "pruned_latency_s": pruned_s,
+                "parameters_before": report["parameters_before"],
+                "parameters_after": report["parameters_after"],
+                "latency_ratio_vs_dense": ratio,
+                "dense_latency_s": dense_s,
+                "pruned_latency_s": pruned_s,
             }
             rows.append(row)
-            print(f"{method} {target} {export_format}: bytes x{row['bytes_ratio_vs_dense']:.3f}, pruned tensors "
-                  f"x{row['pruned_bytes_ratio']:.3f}, latency x{ratio:.3f}", flush=True)
+            print(
+                f"{method} {target} {export_format}: bytes x{row['bytes_ratio_vs_dense']:.3f}, pruned tensors "
+                f"x{row['pruned_bytes_ratio']:.3f}, latency x{ratio:.3f}",
+                flush=True,
+            )
 
-    write_json("export.json", {"model": MODEL, "batch_size": BATCH, "seq_len": SEQ, "reps": options.reps,
-                               "training_steps": options.steps, "rows": rows, "machine": machine_info(),
-                               "targets": {"compact_at_0.9_pruned_bytes_ratio": "<= 0.15",
-                                           "factored_30_40pct_latency_ratio": "<= 0.5"}})
-    lines = ["| method | format | target | measured | file bytes vs dense | pruned tensors vs dense | latency vs dense |",
-             "|---|---|---|---|---|---|---|"]
+    write_json(
+        "export.json",
+        {
+            "model": MODEL,
+            "batch_size": BATCH,
+            "seq_len": SEQ,
+            "reps": options.reps,
+            "training_steps": options.steps,
+            "rows": rows,
+            "machine": machine_info(),
+            "targets": {"compact_at_0.9_pruned_bytes_ratio": "<= 0.15", "factored_30_40pct_latency_ratio": "<= 0.5"},
+        },
+    )
+    lines = [
+        "| method | format | target | measured | file bytes vs dense | pruned tensors vs dense | latency vs dense |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['format']} | {r['target']} | {r['measured_sparsity_or_params']:.3f} | "
-                     f"{r['bytes_ratio_vs_dense']:.3f} | {r['pruned_bytes_ratio']:.3f} | {r['latency_ratio_vs_dense']:.3f} |")
-    lines.append(f"\nMiniLM-L6 ({MODEL}); latency: batch {BATCH} x seq {SEQ}, 2 threads, median of {options.reps}, "
-                 f"interleaved with the dense model. 'measured' is sparsity read from the file (rank: fraction of the "
-                 f"encoder Linear weights kept in the compiled model).")
+        lines.append(
+            f"| {r['method']} | {r['format']} | {r['target']} | {r['measured_sparsity_or_params']:.3f} | "
+            f"{r['bytes_ratio_vs_dense']:.3f} | {r['pruned_bytes_ratio']:.3f} | {r['latency_ratio_vs_dense']:.3f} |"
+        )
+    lines.append(
+        f"\nMiniLM-L6 ({MODEL}); latency: batch {BATCH} x seq {SEQ}, 2 threads, median of {options.reps}, "
+        f"interleaved with the dense model. 'measured' is sparsity read from the file (rank: fraction of the "
+        f"encoder Linear weights kept in the compiled model)."
+    )
     write_text("export.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

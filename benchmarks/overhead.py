@@ -48,28 +48,45 @@ def main() -> None:
     path = resolve_model_path(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)
     data = load_task("movie_sentiment")["train"].select(range(BATCH * options.steps))
-    data = data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=SEQ, padding="max_length"),
-                    batched=True, remove_columns=["text"])
+    data = data.map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=SEQ, padding="max_length"),
+        batched=True,
+        remove_columns=["text"],
+    )
 
     times: dict[str, list[tuple[float, str]]] = {name: [] for name in VARIANTS}
     names = list(VARIANTS)
     for round_index in range(options.rounds):
-        order = names[round_index % len(names):] + names[: round_index % len(names)]
+        order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
             with tempfile.TemporaryDirectory() as tmp:
-                args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=BATCH, max_steps=options.steps,
-                                         learning_rate=5e-5, warmup_steps=0.1, seed=0, report_to="none",
-                                         save_strategy="no", logging_steps=10_000, disable_tqdm=True)
+                args = TrainingArguments(
+                    output_dir=tmp,
+                    per_device_train_batch_size=BATCH,
+                    max_steps=options.steps,
+                    learning_rate=5e-5,
+                    warmup_steps=0.1,
+                    seed=0,
+                    report_to="none",
+                    save_strategy="no",
+                    logging_steps=10_000,
+                    disable_tqdm=True,
+                )
                 trainer = PruningTrainer(model=model, args=args, train_dataset=data, pruning=VARIANTS[name]())
                 method = trainer.pruning_method
-                timer = StepTimer(phase_of=(lambda m=method: getattr(m, "phase", "frozen" if m.frozen else "pruning"))
-                                  if method else None)
+                timer = StepTimer(
+                    phase_of=(lambda m=method: getattr(m, "phase", "frozen" if m.frozen else "pruning"))
+                    if method
+                    else None
+                )
                 trainer.add_callback(timer)
                 trainer.train()
-            times[name].extend(timer.times[options.warmup:])
-            print(f"round {round_index} {name}: median {median([t for t, _ in timer.times[options.warmup:]]):.3f}s",
-                  flush=True)
+            times[name].extend(timer.times[options.warmup :])
+            print(
+                f"round {round_index} {name}: median {median([t for t, _ in timer.times[options.warmup :]]):.3f}s",
+                flush=True,
+            )
 
     base = median([t for t, _ in times["trainer"]])
     methods = {}
@@ -85,17 +102,27 @@ def main() -> None:
             "meets_target": step / base <= TARGETS[name],
         }
     payload = {
-        "model": MODEL, "batch_size": BATCH, "seq_len": SEQ, "rounds": options.rounds,
-        "steps_per_block": options.steps, "trainer_median_step_s": base, "methods": methods,
+        "model": MODEL,
+        "batch_size": BATCH,
+        "seq_len": SEQ,
+        "rounds": options.rounds,
+        "steps_per_block": options.steps,
+        "trainer_median_step_s": base,
+        "methods": methods,
         "machine": machine_info(),
     }
     write_json("overhead.json", payload)
-    lines = ["| variant | median step (s) | ratio vs Trainer | target | by phase (s) |", "|---|---|---|---|---|",
-             f"| Trainer | {base:.3f} | 1.000 | | |"]
+    lines = [
+        "| variant | median step (s) | ratio vs Trainer | target | by phase (s) |",
+        "|---|---|---|---|---|",
+        f"| Trainer | {base:.3f} | 1.000 | | |",
+    ]
     for name, row in methods.items():
         by_phase = ", ".join(f"{p} {t:.3f}" for p, t in row["median_step_s_by_phase"].items())
-        lines.append(f"| {name} | {row['median_step_s']:.3f} | {row['step_ratio_vs_trainer']:.3f} | "
-                     f"<= {row['target_ratio']} | {by_phase} |")
+        lines.append(
+            f"| {name} | {row['median_step_s']:.3f} | {row['step_ratio_vs_trainer']:.3f} | "
+            f"<= {row['target_ratio']} | {by_phase} |"
+        )
     write_text("overhead.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

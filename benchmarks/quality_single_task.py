@@ -31,8 +31,9 @@ from hf_prune.runner import TaskRun  # noqa: E402
 
 TASK = "movie_sentiment"
 ROWS_DIR = os.path.join(RESULTS_DIR, "quality_single_task_rows")
-RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes",
-                      "movie_sentiment_rpp.yaml")
+RECIPE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "movie_sentiment_rpp.yaml"
+)
 # Method settings beyond the target: the recipe's RPP settings, the other methods' defaults.
 METHOD_SETTINGS = {
     "rpp": None,
@@ -57,10 +58,18 @@ def run_row(run: TaskRun, recipe: Recipe, method: str, sparsity: float | None) -
     args = recipe.training_arguments(tempfile.mkdtemp(prefix="bench-"))
     config = None if method == "dense" else PruningConfig.from_dict(_pruning_dict(recipe, method, sparsity))
     outcome = run.train_and_evaluate(args, config)
-    row = {"method": method, "target_sparsity": sparsity or 0.0, "task": TASK, "metric": "accuracy",
-           "value": outcome.metrics["eval_accuracy"], "steps": args.max_steps, "seed": args.seed,
-           "train_seconds": outcome.train_seconds, "settings_key": recipe.baseline_key(),
-           "config": config.to_dict() if config else None}
+    row = {
+        "method": method,
+        "target_sparsity": sparsity or 0.0,
+        "task": TASK,
+        "metric": "accuracy",
+        "value": outcome.metrics["eval_accuracy"],
+        "steps": args.max_steps,
+        "seed": args.seed,
+        "train_seconds": outcome.train_seconds,
+        "settings_key": recipe.baseline_key(),
+        "config": config.to_dict() if config else None,
+    }
     if config is None:
         row["measured_sparsity"] = 0.0
         row["parameters"] = outcome.parameters
@@ -69,9 +78,13 @@ def run_row(run: TaskRun, recipe: Recipe, method: str, sparsity: float | None) -
             export_dir = os.path.join(work, "export")
             report = outcome.trainer.save_pruned(export_dir, format=EXPORT_FORMAT.get(method, "dense"))
         # Read back from the written file by save_pruned: zeros, or parameters removed for rank.
-        row.update(measured_sparsity=report["saved_sparsity"], measured_model_sparsity=report["saved_model_sparsity"],
-                   sparsity_kind=report.get("sparsity_kind", "zeros"), proximal_sparsity=report.get("proximal_sparsity"),
-                   readmitted_zeros=report.get("readmitted_zeros"))
+        row.update(
+            measured_sparsity=report["saved_sparsity"],
+            measured_model_sparsity=report["saved_model_sparsity"],
+            sparsity_kind=report.get("sparsity_kind", "zeros"),
+            proximal_sparsity=report.get("proximal_sparsity"),
+            readmitted_zeros=report.get("readmitted_zeros"),
+        )
     return row
 
 
@@ -86,17 +99,23 @@ def aggregate() -> list[dict]:
             rows.append(json.load(handle))
     rows.sort(key=lambda r: (r["method"] != "dense", r["method"], r["target_sparsity"]))
     write_json("quality_single_task.json", rows)
-    lines = ["| method | target sparsity | measured sparsity (file) | proximal-path sparsity | accuracy | train s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| method | target sparsity | measured sparsity (file) | proximal-path sparsity | accuracy | train s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         prox = r.get("proximal_sparsity")
-        lines.append(f"| {r['method']} | {r['target_sparsity']:.2f} | {r['measured_sparsity']:.4f} | "
-                     f"{'' if prox is None else f'{prox:.3f}'} | {r['value']:.4f} | {r['train_seconds']:.0f} |")
+        lines.append(
+            f"| {r['method']} | {r['target_sparsity']:.2f} | {r['measured_sparsity']:.4f} | "
+            f"{'' if prox is None else f'{prox:.3f}'} | {r['value']:.4f} | {r['train_seconds']:.0f} |"
+        )
     steps = {r["steps"] for r in rows}
-    lines.append(f"\nmovie snippets (8,057 train / 2,015 test), {MODEL}, steps {sorted(steps)}, batch 32, "
-                 f"max length 64, lr 5e-5, seed 0; pruning ramp 10%-70% of steps (rank: budget ramp to 30%, "
-                 f"gates frozen at 70%). Sparsity is read from the saved file: the fraction of zeros in the "
-                 f"encoder Linear weights, or for rank the fraction of their parameters the factors remove.")
+    lines.append(
+        f"\nmovie snippets (8,057 train / 2,015 test), {MODEL}, steps {sorted(steps)}, batch 32, "
+        f"max length 64, lr 5e-5, seed 0; pruning ramp 10%-70% of steps (rank: budget ramp to 30%, "
+        f"gates frozen at 70%). Sparsity is read from the saved file: the fraction of zeros in the "
+        f"encoder Linear weights, or for rank the fraction of their parameters the factors remove."
+    )
     write_text("quality_single_task.md", "\n".join(lines) + "\n")
     _plot(rows)
     return rows
@@ -135,8 +154,11 @@ def main() -> None:
     if not options.aggregate_only:
         recipe = Recipe.from_yaml(RECIPE)
         run = TaskRun(recipe.model, recipe.task, recipe.max_length)
-        jobs = [(m, None) if m == "dense" else (m, s) for m in options.methods
-                for s in ([None] if m == "dense" else options.sparsities)]
+        jobs = [
+            (m, None) if m == "dense" else (m, s)
+            for m in options.methods
+            for s in ([None] if m == "dense" else options.sparsities)
+        ]
         for method, sparsity in jobs:
             path = _row_path(method, sparsity)
             if os.path.exists(path) and not options.force:
@@ -147,8 +169,9 @@ def main() -> None:
             with open(path + ".tmp", "w", encoding="utf-8") as handle:
                 json.dump(row, handle, indent=2)
             os.replace(path + ".tmp", path)
-            print(f"{method} {sparsity}: accuracy {row['value']:.4f}, sparsity {row['measured_sparsity']:.4f}",
-                  flush=True)
+            print(
+                f"{method} {sparsity}: accuracy {row['value']:.4f}, sparsity {row['measured_sparsity']:.4f}", flush=True
+            )
     rows = aggregate()
     print(open(os.path.join(RESULTS_DIR, "quality_single_task.md")).read())
     del rows

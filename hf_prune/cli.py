@@ -47,7 +47,9 @@ def _train(args: argparse.Namespace) -> int:
     recipe = Recipe.from_yaml(args.recipe, overrides)
     results = run_recipe(recipe)
     print(format_results(results))
-    print(f"\nPruned model saved to {recipe.output_dir} (loads with AutoModelForSequenceClassification.from_pretrained)")
+    print(
+        f"\nPruned model saved to {recipe.output_dir} (loads with AutoModelForSequenceClassification.from_pretrained)"
+    )
     return 0
 
 

@@ -65,8 +65,7 @@ def check_range(
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise InvalidConfigError(
-            f"{name}={value!r} is outside its valid range {left}{low}, {high}{right}; "
-            f"pick a value inside that range."
+            f"{name}={value!r} is outside its valid range {left}{low}, {high}{right}; pick a value inside that range."
         )
 
 
@@ -91,12 +90,8 @@ class PruningConfig:
     include: list[str] | None = field(
         default=None, metadata={"help": "Regexes (re.search) selecting the modules to prune."}
     )
-    exclude: list[str] | None = field(
-        default=None, metadata={"help": "Regexes (re.search) of modules left dense."}
-    )
-    include_embeddings: bool = field(
-        default=False, metadata={"help": "Also prune the input word embedding matrix."}
-    )
+    exclude: list[str] | None = field(default=None, metadata={"help": "Regexes (re.search) of modules left dense."})
+    include_embeddings: bool = field(default=False, metadata={"help": "Also prune the input word embedding matrix."})
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -112,8 +107,7 @@ class PruningConfig:
             if not _type_matches(value, hints[f.name]):
                 expected = getattr(hints[f.name], "__name__", str(hints[f.name]))
                 raise InvalidConfigError(
-                    f"{type(self).__name__}.{f.name}={value!r} has type {type(value).__name__}, "
-                    f"expected {expected}."
+                    f"{type(self).__name__}.{f.name}={value!r} has type {type(value).__name__}, expected {expected}."
                 )
 
     def validate(self) -> None:
@@ -134,9 +128,7 @@ class PruningConfig:
         data = dict(data)
         method = data.pop("method", None) or cls.method
         if not method:
-            raise InvalidConfigError(
-                "The config dict has no 'method' key; add one, e.g. {'method': 'rpp', ...}."
-            )
+            raise InvalidConfigError("The config dict has no 'method' key; add one, e.g. {'method': 'rpp', ...}.")
         config_class = get_config_class(method)
         if cls.method and config_class is not cls:
             raise InvalidConfigError(
@@ -147,8 +139,7 @@ class PruningConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidConfigError(
-                f"Unknown field(s) {unknown} for {config_class.__name__}; valid fields: "
-                f"{sorted(known)}."
+                f"Unknown field(s) {unknown} for {config_class.__name__}; valid fields: {sorted(known)}."
             )
         return config_class(**data)
 
@@ -177,12 +168,8 @@ class ScheduledSparsityConfig(PruningConfig):
     knows once training starts.
     """
 
-    target_sparsity: float = field(
-        default=0.8, metadata={"help": "Fraction of pruned weights set to zero, in [0, 1)."}
-    )
-    begin_fraction: float = field(
-        default=0.1, metadata={"help": "Schedule start as a fraction of total steps."}
-    )
+    target_sparsity: float = field(default=0.8, metadata={"help": "Fraction of pruned weights set to zero, in [0, 1)."})
+    begin_fraction: float = field(default=0.1, metadata={"help": "Schedule start as a fraction of total steps."})
     end_fraction: float = field(
         default=0.7, metadata={"help": "Schedule end (pattern frozen) as a fraction of total steps."}
     )
@@ -211,14 +198,8 @@ class ScheduledSparsityConfig(PruningConfig):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InvalidConfigError(f"{name}={value} is negative; use a step >= 0 or None.")
-        if (
-            self.begin_step is not None
-            and self.end_step is not None
-            and self.begin_step > self.end_step
-        ):
-            raise InvalidConfigError(
-                f"begin_step={self.begin_step} is after end_step={self.end_step}."
-            )
+        if self.begin_step is not None and self.end_step is not None and self.begin_step > self.end_step:
+            raise InvalidConfigError(f"begin_step={self.begin_step} is after end_step={self.end_step}.")
 
     def resolve_steps(self, total_steps: int) -> tuple[int, int]:
         """The schedule's (begin, end) optimizer steps for a run of ``total_steps``.

@@ -26,8 +26,15 @@ from torch import nn
 class FactorizedLinear(nn.Module):
     """``x -> up(down(x))`` with ``down: in -> rank`` (no bias) and ``up: rank -> out``."""
 
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True,
-                 device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        bias: bool = True,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
         self.down = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
@@ -37,12 +44,19 @@ class FactorizedLinear(nn.Module):
         return self.up(self.down(x))
 
     @classmethod
-    def from_factors(cls, up_weight: torch.Tensor, down_weight: torch.Tensor,
-                     bias: torch.Tensor | None) -> FactorizedLinear:
+    def from_factors(
+        cls, up_weight: torch.Tensor, down_weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> FactorizedLinear:
         """Build from ``W ~= up_weight @ down_weight`` (out x r and r x in)."""
         out_features, rank = up_weight.shape
-        module = cls(down_weight.shape[1], out_features, rank, bias=bias is not None,
-                     device=up_weight.device, dtype=up_weight.dtype)
+        module = cls(
+            down_weight.shape[1],
+            out_features,
+            rank,
+            bias=bias is not None,
+            device=up_weight.device,
+            dtype=up_weight.dtype,
+        )
         with torch.no_grad():
             module.up.weight.copy_(up_weight)
             module.down.weight.copy_(down_weight)
@@ -61,8 +75,13 @@ class FactorizedLinear(nn.Module):
 
     def to_dense(self) -> nn.Linear:
         """The equivalent single ``nn.Linear`` (weight ``up @ down``)."""
-        dense = nn.Linear(self.in_features, self.out_features, bias=self.up.bias is not None,
-                          device=self.up.weight.device, dtype=self.up.weight.dtype)
+        dense = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.up.bias is not None,
+            device=self.up.weight.device,
+            dtype=self.up.weight.dtype,
+        )
         with torch.no_grad():
             dense.weight.copy_(self.up.weight @ self.down.weight)
             if self.up.bias is not None:

@@ -125,8 +125,12 @@ class Recipe:
 
     def baseline_key(self) -> str:
         """Hash of everything a dense baseline depends on (not the pruning config)."""
-        payload = {"model": self.model, "task": self.task, "training": {**_DEFAULT_TRAINING, **self.training},
-                   "max_length": self.max_length}
+        payload = {
+            "model": self.model,
+            "task": self.task,
+            "training": {**_DEFAULT_TRAINING, **self.training},
+            "max_length": self.max_length,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -142,9 +146,7 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     results: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model, "task": recipe.task}
     if recipe.dense_baseline:
         results["dense"] = _dense_baseline(recipe, run)
-    pruned = run.train_and_evaluate(
-        recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config()
-    )
+    pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
     report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format)
     results["pruned"] = {
         "method": recipe.pruning["method"],
@@ -173,8 +175,13 @@ def _cached_baseline(recipe: Recipe, user_cache: str) -> dict[str, Any] | None:
         if path == user_cache:
             return {**data, "cached": True, "source": path}
         if data.get("settings_key") == key and data.get("method") == "dense":  # a benchmark row
-            return {"metrics": {f"eval_{data['metric']}": data["value"]}, "parameters": data["parameters"],
-                    "train_seconds": data.get("train_seconds"), "cached": True, "source": path}
+            return {
+                "metrics": {f"eval_{data['metric']}": data["value"]},
+                "parameters": data["parameters"],
+                "train_seconds": data.get("train_seconds"),
+                "cached": True,
+                "source": path,
+            }
     return None
 
 
@@ -197,16 +204,21 @@ def format_results(results: dict[str, Any]) -> str:
     """A small markdown table of a :func:`run_recipe` result."""
     pruned = results["pruned"]
     metric = next(iter(k for k in pruned["metrics"] if k.startswith("eval_") and k.endswith("accuracy")), None)
-    rows = ["| model | accuracy | sparsity (encoder Linear, from file) | sparsity (all weights) | parameters | non-zero | bytes |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| model | accuracy | sparsity (encoder Linear, from file) | sparsity (all weights) | parameters | non-zero | bytes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     if "dense" in results:
         dense = results["dense"]
         params = dense["parameters"]
         label = f"dense (cached: {os.path.relpath(dense['source'])})" if dense.get("cached") else "dense"
-        rows.append(f"| {label} | {dense['metrics'][metric]:.4f} | 0 | - | "
-                    f"{params['total']:,} | {params['nonzero']:,} | - |")
+        rows.append(
+            f"| {label} | {dense['metrics'][metric]:.4f} | 0 | - | {params['total']:,} | {params['nonzero']:,} | - |"
+        )
     params = pruned["parameters"]
-    rows.append(f"| {pruned['method']} @ {pruned['target_sparsity']} | {pruned['metrics'][metric]:.4f} | "
-                f"{pruned['saved_sparsity']:.4f} | {pruned['saved_model_sparsity']:.4f} | {params['total']:,} | "
-                f"{params['nonzero']:,} | {pruned['weight_bytes']:,} |")
+    rows.append(
+        f"| {pruned['method']} @ {pruned['target_sparsity']} | {pruned['metrics'][metric]:.4f} | "
+        f"{pruned['saved_sparsity']:.4f} | {pruned['saved_model_sparsity']:.4f} | {params['total']:,} | "
+        f"{params['nonzero']:,} | {pruned['weight_bytes']:,} |"
+    )
     return "\n".join(rows)

@@ -36,8 +36,14 @@ def test_wrong_field_type_names_the_field(kwargs, field):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"gamma": 0.0}, {"epsilon": -1.0}, {"reweight_interval": 0}, {"begin_fraction": 0.8, "end_fraction": 0.2},
-     {"begin_step": 10, "end_step": 5}, {"controller_gain": -1.0}],
+    [
+        {"gamma": 0.0},
+        {"epsilon": -1.0},
+        {"reweight_interval": 0},
+        {"begin_fraction": 0.8, "end_fraction": 0.2},
+        {"begin_step": 10, "end_step": 5},
+        {"controller_gain": -1.0},
+    ],
 )
 def test_rpp_value_ranges(kwargs):
     with pytest.raises(InvalidConfigError):
@@ -51,8 +57,11 @@ def test_magnitude_initial_sparsity_must_not_exceed_target():
 
 @pytest.mark.parametrize(
     "config",
-    [RPPConfig(target_sparsity=0.7, threshold="adam", exclude=["pooler"]), MagnitudeConfig(sparsity_distribution="global"),
-     FrozenMaskConfig(include_embeddings=True)],
+    [
+        RPPConfig(target_sparsity=0.7, threshold="adam", exclude=["pooler"]),
+        MagnitudeConfig(sparsity_distribution="global"),
+        FrozenMaskConfig(include_embeddings=True),
+    ],
 )
 def test_json_round_trip(config, tmp_path):
     config.save(tmp_path)

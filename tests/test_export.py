@@ -18,7 +18,9 @@ from .conftest import tiny_bert, training_args
 @pytest.fixture
 def pruned(tmp_path, dataset):
     trainer = PruningTrainer(
-        model=tiny_bert(), args=training_args(tmp_path / "run", max_steps=12), train_dataset=dataset,
+        model=tiny_bert(),
+        args=training_args(tmp_path / "run", max_steps=12),
+        train_dataset=dataset,
         pruning=RPPConfig(target_sparsity=0.8, reweight_interval=3),
     )
     trainer.train()

@@ -55,8 +55,17 @@ def test_proximal_step_soft_thresholds_with_the_learning_rate():
 
 def test_reweighting_scales_the_threshold_by_inverse_magnitude():
     model = tiny_bert()
-    method = create_method(RPPConfig(gamma=1.0, epsilon=0.1, reweight_interval=1, begin_step=0, end_step=100,
-                                     gamma_control="off", plain_l1_first_round=False))
+    method = create_method(
+        RPPConfig(
+            gamma=1.0,
+            epsilon=0.1,
+            reweight_interval=1,
+            begin_step=0,
+            end_step=100,
+            gamma_control="off",
+            plain_l1_first_round=False,
+        )
+    )
     method.attach(model)
     method.begin(100)
     name = next(iter(method.targets))
@@ -124,8 +133,14 @@ def test_adam_preconditioned_threshold_needs_adam_state():
 @pytest.mark.parametrize("distribution", ["per_matrix", "global"])
 def test_rpp_reaches_the_exact_target_and_freezes(threshold, distribution):
     model = tiny_bert()
-    config = RPPConfig(target_sparsity=0.7, threshold=threshold, sparsity_distribution=distribution,
-                       begin_step=2, end_step=20, reweight_interval=5)
+    config = RPPConfig(
+        target_sparsity=0.7,
+        threshold=threshold,
+        sparsity_distribution=distribution,
+        begin_step=2,
+        end_step=20,
+        reweight_interval=5,
+    )
     method = create_method(config)
     method.attach(model)
     _train(model, method, 30, weight_decay=0.1)

@@ -65,11 +65,20 @@ def tiny_model_dir(tmp_path):
 
 def _write_recipe(tmp_path, model_dir, **changes):
     recipe = {
-        "name": "tiny", "model": str(model_dir), "task": "movie_sentiment", "max_length": 16,
-        "output_dir": str(tmp_path / "out"), "dense_baseline": True,
+        "name": "tiny",
+        "model": str(model_dir),
+        "task": "movie_sentiment",
+        "max_length": 16,
+        "output_dir": str(tmp_path / "out"),
+        "dense_baseline": True,
         "pruning": {"method": "rpp", "target_sparsity": 0.8, "reweight_interval": 3},
-        "training": {"max_steps": 12, "per_device_train_batch_size": 8, "learning_rate": 5e-3, "logging_steps": 4,
-                     "use_cpu": True},
+        "training": {
+            "max_steps": 12,
+            "per_device_train_batch_size": 8,
+            "learning_rate": 5e-3,
+            "logging_steps": 4,
+            "use_cpu": True,
+        },
     }
     recipe.update(changes)
     path = tmp_path / "recipe.yaml"

@@ -58,7 +58,13 @@ def test_every_architecture_trains_to_target(tmp_path, dataset, arch):
 
 def test_one_pruning_step_per_optimizer_step_with_accumulation(tmp_path, dataset):
     trainer, method = _make_trainer(
-        tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, gradient_accumulation_steps=3, max_steps=6,
+        tmp_path,
+        tiny_bert(),
+        dataset,
+        CONFIGS["magnitude"](),
+        False,
+        gradient_accumulation_steps=3,
+        max_steps=6,
         per_device_train_batch_size=4,
     )
     steps_seen = []
@@ -89,20 +95,26 @@ def test_skipped_optimizer_step_does_not_advance_pruning():
 
 def test_bad_patterns_fail_when_the_trainer_is_built(tmp_path, dataset):
     with pytest.raises(NoMatchingModulesError):
-        PruningTrainer(model=tiny_bert(), args=training_args(tmp_path), train_dataset=dataset,
-                       pruning=RPPConfig(include=["decoder"]))
+        PruningTrainer(
+            model=tiny_bert(),
+            args=training_args(tmp_path),
+            train_dataset=dataset,
+            pruning=RPPConfig(include=["decoder"]),
+        )
 
 
 @pytest.mark.parametrize("use_callback", [False, True], ids=["PruningTrainer", "PruningCallback"])
 @pytest.mark.parametrize("method_name", sorted(CONFIGS))
 def test_resume_gives_the_same_mask_as_an_uninterrupted_run(tmp_path, dataset, method_name, use_callback):
     save_args = dict(save_strategy="steps", save_steps=8, max_steps=20)
-    full, full_method = _make_trainer(tmp_path / "full", tiny_bert(), dataset, CONFIGS[method_name](), use_callback,
-                                      **save_args)
+    full, full_method = _make_trainer(
+        tmp_path / "full", tiny_bert(), dataset, CONFIGS[method_name](), use_callback, **save_args
+    )
     full.train()
     # The checkpoint at step 8 is mid-schedule (ramp 2..12): masks, alphas, gammas must all resume.
-    resumed, resumed_method = _make_trainer(tmp_path / "full", tiny_bert(seed=1), dataset,
-                                            CONFIGS[method_name](), use_callback, **save_args)
+    resumed, resumed_method = _make_trainer(
+        tmp_path / "full", tiny_bert(seed=1), dataset, CONFIGS[method_name](), use_callback, **save_args
+    )
     resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-8"))
     for name, weight in _weights(full_method).items():
         resumed_weight = resumed_method.targets[name].weight
@@ -111,8 +123,9 @@ def test_resume_gives_the_same_mask_as_an_uninterrupted_run(tmp_path, dataset, m
 
 
 def test_resume_with_another_method_is_refused(tmp_path, dataset):
-    trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, save_strategy="steps",
-                               save_steps=5, max_steps=5)
+    trainer, _ = _make_trainer(
+        tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, save_strategy="steps", save_steps=5, max_steps=5
+    )
     trainer.train()
     other, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, max_steps=10)
     with pytest.raises(CheckpointMismatchError, match="'rpp'"):
@@ -120,8 +133,11 @@ def test_resume_with_another_method_is_refused(tmp_path, dataset):
 
 
 def test_resume_from_a_checkpoint_without_pruning_state_is_refused(tmp_path, dataset):
-    plain = Trainer(model=tiny_bert(), args=training_args(tmp_path, save_strategy="steps", save_steps=5, max_steps=5),
-                    train_dataset=dataset)
+    plain = Trainer(
+        model=tiny_bert(),
+        args=training_args(tmp_path, save_strategy="steps", save_steps=5, max_steps=5),
+        train_dataset=dataset,
+    )
     plain.train()
     trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, max_steps=10)
     with pytest.raises(MissingPruningStateError, match="hf_prune_state"):
@@ -139,10 +155,23 @@ def test_plain_pruning_trainer_without_config_is_a_trainer(tmp_path, dataset):
 def test_load_best_model_at_end_keeps_the_final_pattern(tmp_path, dataset):
     # Checkpoints at steps 4 and 8 are from before the pattern froze (step 12); the best one
     # comes back at the end and must be re-masked.
-    args = dict(max_steps=20, save_strategy="steps", save_steps=4, eval_strategy="steps", eval_steps=4,
-                load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=True)
-    trainer = PruningTrainer(model=tiny_bert(), args=training_args(tmp_path, **args), train_dataset=dataset,
-                             eval_dataset=dataset, pruning=CONFIGS["magnitude"]())
+    args = dict(
+        max_steps=20,
+        save_strategy="steps",
+        save_steps=4,
+        eval_strategy="steps",
+        eval_steps=4,
+        load_best_model_at_end=True,
+        metric_for_best_model="loss",
+        greater_is_better=True,
+    )
+    trainer = PruningTrainer(
+        model=tiny_bert(),
+        args=training_args(tmp_path, **args),
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        pruning=CONFIGS["magnitude"](),
+    )
     trainer.train()
     assert trainer.state.best_global_step < 12
     assert trainer.pruning_method.sparsity() >= 0.75 - 1e-3
@@ -151,8 +180,9 @@ def test_load_best_model_at_end_keeps_the_final_pattern(tmp_path, dataset):
 
 
 def test_save_pruned_refuses_to_replace_the_trainer_output_dir(tmp_path, dataset):
-    trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, save_strategy="steps",
-                               save_steps=5, max_steps=5)
+    trainer, _ = _make_trainer(
+        tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, save_strategy="steps", save_steps=5, max_steps=5
+    )
     trainer.train()
     with pytest.raises(FileExistsError, match="not an hf_prune export"):
         trainer.save_pruned(tmp_path)
@@ -162,7 +192,8 @@ def test_save_pruned_refuses_to_replace_the_trainer_output_dir(tmp_path, dataset
 def test_a_method_follows_only_the_model_it_was_attached_to(tmp_path, dataset):
     callback = PruningCallback(CONFIGS["magnitude"]())
     Trainer(model=tiny_bert(), args=training_args(tmp_path, max_steps=2), train_dataset=dataset, callbacks=[callback])
-    other = Trainer(model=tiny_bert(seed=3), args=training_args(tmp_path, max_steps=2), train_dataset=dataset,
-                    callbacks=[callback])
+    other = Trainer(
+        model=tiny_bert(seed=3), args=training_args(tmp_path, max_steps=2), train_dataset=dataset, callbacks=[callback]
+    )
     with pytest.raises(UnsupportedModelError, match="different model"):
         other.train()

@@ -269,10 +269,7 @@ def pruned_masks_for_target(
     scores together so only the total is exact.
     """
     if distribution == "per_matrix":
-        return {
-            name: ~keep_topk_mask(s, s.numel() - round(sparsity * s.numel()))
-            for name, s in scores.items()
-        }
+        return {name: ~keep_topk_mask(s, s.numel() - round(sparsity * s.numel())) for name, s in scores.items()}
     flat = torch.cat([s.flatten() for s in scores.values()])
     keep = keep_topk_mask(flat, flat.numel() - round(sparsity * flat.numel()))
     masks, offset = {}, 0

@@ -37,9 +37,7 @@ class MagnitudeConfig(ScheduledSparsityConfig):
     initial_sparsity: float = field(
         default=0.0, metadata={"help": "Sparsity at the schedule's begin step, in [0, target]."}
     )
-    prune_interval: int = field(
-        default=10, metadata={"help": "Optimizer steps between mask updates (dt), >= 1."}
-    )
+    prune_interval: int = field(default=10, metadata={"help": "Optimizer steps between mask updates (dt), >= 1."})
 
     def validate(self) -> None:
         super().validate()
@@ -76,7 +74,9 @@ class MagnitudePruning(ElementwiseMaskMethod):
             self.apply_masks()
             return
         if self.total_steps is None:
-            raise RuntimeError("Call method.begin(total_steps) before method.step(): the schedule needs the run length.")
+            raise RuntimeError(
+                "Call method.begin(total_steps) before method.step(): the schedule needs the run length."
+            )
         if step >= self.end_step:
             self._prune_to(self.config.target_sparsity)
             self.frozen = True

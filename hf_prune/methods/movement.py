@@ -80,7 +80,9 @@ class MovementConfig(ScheduledSparsityConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_range("score_learning_rate", self.score_learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        check_range(
+            "score_learning_rate", self.score_learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False
+        )
         check_range("soft_regularization", self.soft_regularization, 0.0, math.inf, high_inclusive=False)
         if not math.isfinite(self.soft_threshold):
             raise InvalidConfigError(
@@ -165,7 +167,9 @@ class MovementPruning(ElementwiseMaskMethod):
             self.apply_masks()
             return
         if self.total_steps is None:
-            raise RuntimeError("Call method.begin(total_steps) before method.step(): the schedule needs the run length.")
+            raise RuntimeError(
+                "Call method.begin(total_steps) before method.step(): the schedule needs the run length."
+            )
         self._step_scores()
         if step >= self.end_step:
             self.finalize()

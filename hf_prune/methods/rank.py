@@ -85,6 +85,7 @@ from .base import PruningMethod
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class RankConfig(PruningConfig):
     """Factorised low-rank pruning with hard-concrete gates, driven to a parameter budget.
@@ -473,9 +474,7 @@ class RankPruning(PruningMethod):
                 break
             if not bool(keep[name][index]) or ranks[name] <= 1:  # the reachability check allows rank 1
                 continue
-            total -= compiled_size(ranks[name], *self.shapes[name]) - compiled_size(
-                ranks[name] - 1, *self.shapes[name]
-            )
+            total -= compiled_size(ranks[name], *self.shapes[name]) - compiled_size(ranks[name] - 1, *self.shapes[name])
             ranks[name] -= 1
             keep[name][index] = False
         for name in keep:

@@ -57,9 +57,7 @@ class RPPConfig(ScheduledSparsityConfig):
     method = "rpp"
 
     gamma: float = field(default=0.25, metadata={"help": "l1 strength (> 0) before control."})
-    epsilon: float = field(
-        default=1e-3, metadata={"help": "Reweighting epsilon in alpha = 1/(|w| + epsilon), > 0."}
-    )
+    epsilon: float = field(default=1e-3, metadata={"help": "Reweighting epsilon in alpha = 1/(|w| + epsilon), > 0."})
     reweight_interval: int = field(
         default=50, metadata={"help": "Optimizer steps per reweighting round (alpha recomputed), >= 1."}
     )
@@ -141,7 +139,9 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
             self.apply_masks()
             return
         if self.total_steps is None:
-            raise RuntimeError("Call method.begin(total_steps) before method.step(): the schedule needs the run length.")
+            raise RuntimeError(
+                "Call method.begin(total_steps) before method.step(): the schedule needs the run length."
+            )
         if self.begin_step < step <= self.end_step:
             if optimizer is None:
                 raise ValueError("RPP.step needs the optimizer: the threshold follows its learning rate.")

@@ -50,9 +50,7 @@ def available_tasks() -> list[str]:
     return sorted(TASKS)
 
 
-def load_task(
-    name: str, *, test_fraction: float = 0.2, seed: int = 0, cache_dir: str | None = None
-) -> DatasetDict:
+def load_task(name: str, *, test_fraction: float = 0.2, seed: int = 0, cache_dir: str | None = None) -> DatasetDict:
     """Train/test split of a named task with columns ``text`` (str) and ``label`` (ClassLabel).
 
     The split is a seeded random split (seed 0, 20% test by default), so every run and every
@@ -61,7 +59,9 @@ def load_task(
     if name not in TASKS:
         raise ValueError(f"Unknown task {name!r}; available tasks: {available_tasks()}.")
     spec = TASKS[name]
-    rows = [(text, score) for text, score in read_vader_subset(spec.source, cache_dir) if abs(score) >= spec.min_abs_score]
+    rows = [
+        (text, score) for text, score in read_vader_subset(spec.source, cache_dir) if abs(score) >= spec.min_abs_score
+    ]
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(spec.labels))})
     dataset = Dataset.from_dict(
         {"text": [t for t, _ in rows], "label": [int(s > 0) for _, s in rows]}, features=features

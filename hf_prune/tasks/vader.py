@@ -50,8 +50,19 @@ def ensure_vader_files(cache_dir: str | None = None) -> str:
         return folder
     os.makedirs(os.path.dirname(folder), exist_ok=True)
     with tempfile.TemporaryDirectory() as download_dir:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                   SDIST, "-d", download_dir]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            SDIST,
+            "-d",
+            download_dir,
+        ]
         logger.info("Fetching the VADER sentiment sets: %s", " ".join(command))
         result = subprocess.run(command, capture_output=True, text=True)
         sdists = [f for f in os.listdir(download_dir) if f.endswith(".tar.gz")]

@@ -27,8 +27,10 @@ CONFIGS = {
 def main(method: str, out: str) -> None:
     config: PruningConfig = CONFIGS[method]
     trainer = PruningTrainer(
-        model=tiny_bert(), args=training_args(os.path.join(out, "run"), max_steps=12, per_device_train_batch_size=4),
-        train_dataset=tiny_dataset(), pruning=config,
+        model=tiny_bert(),
+        args=training_args(os.path.join(out, "run"), max_steps=12, per_device_train_batch_size=4),
+        train_dataset=tiny_dataset(),
+        pruning=config,
     )
     trainer.train()
     rank = trainer.args.process_index
@@ -37,8 +39,15 @@ def main(method: str, out: str) -> None:
     model = trainer.accelerator.unwrap_model(trainer.model)
     digest = {name: float(p.detach().double().sum()) for name, p in model.named_parameters()}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
-        json.dump({"world_size": trainer.args.world_size, "params": digest,
-                   "wrote_export": report is not None, "saved_sparsity": (report or {}).get("saved_sparsity")}, handle)
+        json.dump(
+            {
+                "world_size": trainer.args.world_size,
+                "params": digest,
+                "wrote_export": report is not None,
+                "saved_sparsity": (report or {}).get("saved_sparsity"),
+            },
+            handle,
+        )
 
 
 if __name__ == "__main__":
