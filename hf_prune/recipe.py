@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from .cache import cache_root
 from .config import PruningConfig
 from .errors import InvalidConfigError
 
@@ -134,10 +135,6 @@ class Recipe:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cache_root() -> str:
-    return os.environ.get("HF_PRUNE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hf_prune")
-
-
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
     """Run ``recipe``: dense baseline (cached), prune, evaluate, export; returns the results."""
     from .runner import TaskRun
@@ -186,7 +183,7 @@ def _cached_baseline(recipe: Recipe, user_cache: str) -> dict[str, Any] | None:
 
 
 def _dense_baseline(recipe: Recipe, run) -> dict[str, Any]:
-    path = os.path.join(_cache_root(), "baselines", f"{recipe.baseline_key()}.json")
+    path = os.path.join(cache_root(), "baselines", f"{recipe.baseline_key()}.json")
     cached = _cached_baseline(recipe, path)
     if cached is not None:
         logger.info("Using the dense baseline measured with the same settings in %s", cached["source"])

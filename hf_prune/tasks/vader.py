@@ -20,6 +20,7 @@ import sys
 import tarfile
 import tempfile
 
+from ..cache import cache_root
 from ..errors import DataUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ def data_cache_dir() -> str:
     """``$HF_PRUNE_DATA_DIR``, else ``$HF_PRUNE_CACHE/data``, else ``~/.cache/hf_prune/data``."""
     if os.environ.get("HF_PRUNE_DATA_DIR"):
         return os.environ["HF_PRUNE_DATA_DIR"]
-    root = os.environ.get("HF_PRUNE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hf_prune")
-    return os.path.join(root, "data")
+    return os.path.join(cache_root(), "data")
 
 
 def ensure_vader_files(cache_dir: str | None = None) -> str:
