@@ -39,10 +39,20 @@ METHOD_SETTINGS = {
     "rpp": None,
     "magnitude": {"method": "magnitude", "prune_interval": 10},
     "movement": {"method": "movement"},
+    # The paper's zero-initialised scores (hf_prune's default before score_init="magnitude").
+    "movement-init0": {"method": "movement", "score_init": "zeros"},
     "rank": {"method": "rank"},
 }
 # Formats whose report measures what was pruned: zeros (element-wise) or parameters removed (rank).
 EXPORT_FORMAT = {"rank": "factored"}
+# Logged values kept in each row's trajectory (one point per logging step), to see how a run got there.
+TRAJECTORY_KEYS = (
+    "loss",
+    "prune/sparsity",
+    "prune/scheduled_sparsity",
+    "prune/expected_sparsity",
+    "prune/lambda1",
+)
 
 
 def _pruning_dict(recipe: Recipe, method: str, sparsity: float) -> dict:
@@ -69,6 +79,7 @@ def run_row(run: TaskRun, recipe: Recipe, method: str, sparsity: float | None) -
         "train_seconds": outcome.train_seconds,
         "settings_key": recipe.baseline_key(),
         "config": config.to_dict() if config else None,
+        "trajectory": _trajectory(outcome.trainer.state.log_history),
     }
     if config is None:
         row["measured_sparsity"] = 0.0
@@ -86,6 +97,15 @@ def run_row(run: TaskRun, recipe: Recipe, method: str, sparsity: float | None) -
             readmitted_zeros=report.get("readmitted_zeros"),
         )
     return row
+
+
+def _trajectory(log_history: list[dict]) -> list[dict]:
+    points = []
+    for entry in log_history:
+        point = {key: round(entry[key], 4) for key in TRAJECTORY_KEYS if key in entry}
+        if "loss" in point:
+            points.append({"step": entry["step"], **point})
+    return points
 
 
 def _row_path(method: str, sparsity: float | None) -> str:

@@ -35,7 +35,7 @@ class _StraightThroughMask(torch.autograd.Function):
         ctx.score_dtype = scores.dtype
         if keep is None:
             return torch.ones(scores.shape, dtype=dtype, device=scores.device)
-        return keep.to(dtype)
+        return keep.to(dtype)  # a no-op when the caller passes the mask already cast
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
@@ -46,10 +46,18 @@ class _StraightThroughMask(torch.autograd.Function):
 class MovementMask(nn.Module):
     """Parametrization ``W -> W * M(S)``; the scores are a plain attribute, not a parameter.
 
+    ``keep`` (bool, True = kept; None = all kept) is set by the method once per optimizer step;
+    its cast to the weight's dtype is cached so micro-batches do not repeat it. Once ``frozen``,
+    the forward is the identity: the method zeroes the stored weight after every optimizer step,
+    so multiplying by the final mask again would only cost a pass forward and one backward.
+
     Example:
         >>> mask = MovementMask(torch.zeros(2, 2, requires_grad=True))
         >>> mask(torch.ones(2, 2)).tolist()
         [[1.0, 1.0], [1.0, 1.0]]
+        >>> mask.keep = torch.tensor([[True, False], [True, True]])
+        >>> mask(torch.ones(2, 2)).tolist()
+        [[1.0, 0.0], [1.0, 1.0]]
     """
 
     def __init__(self, scores: torch.Tensor) -> None:
@@ -57,13 +65,31 @@ class MovementMask(nn.Module):
         # object.__setattr__ so neither parameters() nor state_dict() ever sees them: the
         # Trainer's optimizer and checkpoint format must be the same with and without pruning.
         object.__setattr__(self, "scores", scores)
-        object.__setattr__(self, "keep", None)  # bool, True = kept; None = all kept
+        object.__setattr__(self, "_keep", None)
+        object.__setattr__(self, "_keep_cast", None)
         self.frozen = False
+
+    @property
+    def keep(self) -> torch.Tensor | None:
+        """Bool mask, True where the weight is kept; None keeps everything."""
+        return self._keep
+
+    @keep.setter
+    def keep(self, value: torch.Tensor | None) -> None:
+        object.__setattr__(self, "_keep", value)
+        object.__setattr__(self, "_keep_cast", None)
+
+    def _cast_keep(self, dtype: torch.dtype) -> torch.Tensor | None:
+        if self._keep is None:
+            return None
+        if self._keep_cast is None or self._keep_cast.dtype != dtype or self._keep_cast.device != self._keep.device:
+            object.__setattr__(self, "_keep_cast", self._keep.to(dtype))
+        return self._keep_cast
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.frozen:
-            return weight * self.keep.to(weight.dtype)
-        return weight * _StraightThroughMask.apply(self.scores, self.keep, weight.dtype)
+            return weight
+        return weight * _StraightThroughMask.apply(self.scores, self._cast_keep(weight.dtype), weight.dtype)
 
 
 class HardConcreteFactorization(nn.Module):

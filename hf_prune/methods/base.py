@@ -154,16 +154,29 @@ class PruningMethod(ABC):
 class ElementwiseMaskMethod(PruningMethod):
     """Shared logic of methods whose result is a per-weight 0/1 mask kept as exact zeros.
 
-    The mask is applied to the weights in place after each optimizer step (``masked_fill_``), so
-    the model's parameters and state-dict keys are untouched and a forward pass costs nothing
-    extra. Weight decay and Adam's momentum cannot revive a pruned weight: it is zeroed again
+    The mask is applied to the weights in place after each optimizer step (``mul_`` by the kept
+    mask), so the model's parameters and state-dict keys are untouched and a forward pass costs
+    nothing extra. Weight decay and Adam's momentum cannot revive a pruned weight: it is zeroed again
     right after every step.
     """
 
     def __init__(self, config: PruningConfig) -> None:
         super().__init__(config)
-        self.pruned: dict[str, torch.Tensor] = {}  # name -> bool, True where the weight is zero
+        self.pruned = {}  # name -> bool, True where the weight is zero (see the property)
         self.frozen = False
+
+    @property
+    def pruned(self) -> dict[str, torch.Tensor]:
+        """Name -> bool tensor, True where the weight is pruned (zero)."""
+        return self._pruned
+
+    @pruned.setter
+    def pruned(self, masks: dict[str, torch.Tensor]) -> None:
+        # apply_masks multiplies by the complement, cached here: on CPU ``mul_`` by a bool mask is
+        # ~2.5x faster than ``masked_fill_`` (benchmarks/mask_apply.py), and the inversion is done
+        # once per mask change instead of after every optimizer step.
+        self._pruned = masks
+        self._kept = {name: ~mask for name, mask in masks.items()}
 
     @property
     def finished(self) -> bool:
@@ -173,11 +186,15 @@ class ElementwiseMaskMethod(PruningMethod):
         """The weight tensor of target ``name`` (what the mask applies to)."""
         return self.targets[name].weight
 
+    def stored_weight(self, name: str) -> torch.Tensor:
+        """The tensor the optimizer updates for target ``name`` (where the zeros are written)."""
+        return self.weight(name)
+
     @torch.no_grad()
     def apply_masks(self) -> None:
         """Zero every pruned weight in place."""
-        for name, pruned in self.pruned.items():
-            self.weight(name).masked_fill_(pruned, 0.0)
+        for name, kept in self._kept.items():
+            self.stored_weight(name).mul_(kept)
 
     def reapply(self) -> None:
         if self.frozen:
@@ -277,3 +294,63 @@ def pruned_masks_for_target(
         masks[name] = ~keep[offset : offset + s.numel()].view_as(s)
         offset += s.numel()
     return masks
+
+
+def approximate_keep_masks(
+    scores: dict[str, torch.Tensor], sparsity: float, distribution: str, sample_size: int = 1 << 16
+) -> dict[str, torch.Tensor]:
+    """Kept-weight masks (True = kept) at about ``sparsity``, from a threshold on a strided sample.
+
+    An exact top-k of every matrix is ~40x dearer on CPU than a threshold. The threshold is the
+    ``sparsity`` quantile of an evenly strided sample of about ``sample_size`` scores (per matrix,
+    or over all matrices with ``distribution="global"``), so the kept fraction is within a
+    fraction of a percent of the target. Where ties at the threshold (e.g. scores still all 0)
+    make a matrix miss by more than 1%, it falls back to the exact :func:`keep_topk_mask`.
+
+    Example:
+        >>> masks = approximate_keep_masks({"w": torch.arange(1000.0).view(10, 100)}, 0.3, "per_matrix")
+        >>> int(masks["w"].sum())
+        700
+        >>> int(approximate_keep_masks({"w": torch.zeros(10, 10)}, 0.3, "per_matrix")["w"].sum())  # ties: exact
+        70
+    """
+
+    def threshold(values: list[torch.Tensor]) -> torch.Tensor | None:
+        total = sum(v.numel() for v in values)
+        stride = max(1, total // sample_size)
+        sample = torch.cat([v.flatten()[::stride] for v in values])
+        k = round(sparsity * sample.numel())
+        return None if k == 0 else torch.kthvalue(sample.float(), k).values
+
+    if distribution == "per_matrix":
+        cuts = {name: threshold([s]) for name, s in scores.items()}
+    else:
+        cut = threshold(list(scores.values()))
+        cuts = dict.fromkeys(scores, cut)
+    masks = {}
+    for name, s in scores.items():
+        keep = torch.ones_like(s, dtype=torch.bool) if cuts[name] is None else s > cuts[name]
+        if distribution == "per_matrix" and abs(float(keep.float().mean()) - (1.0 - sparsity)) > 0.01:
+            keep = keep_topk_mask(s, s.numel() - round(sparsity * s.numel()))
+        masks[name] = keep
+    if distribution != "per_matrix":
+        kept = sum(int(m.sum()) for m in masks.values())
+        total = sum(s.numel() for s in scores.values())
+        if abs(kept / max(total, 1) - (1.0 - sparsity)) > 0.01:
+            masks = {name: ~p for name, p in pruned_masks_for_target(scores, sparsity, distribution).items()}
+    return masks
+
+
+def make_adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam for method-owned tensors, fused where PyTorch has a fused kernel for their device.
+
+    On CPU the fused kernel is ~9x faster than the default multi-tensor one (MiniLM's 10.6M
+    movement scores: 6 ms vs 50 ms a step, one thread).
+
+    Example:
+        >>> make_adam([torch.zeros(3, requires_grad=True)], lr=0.1).defaults["lr"]
+        0.1
+    """
+    devices = {p.device.type for p in params}
+    fused = bool(params) and devices <= {"cpu", "cuda", "mps"} and all(p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
