@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 
 import torch
@@ -15,8 +16,23 @@ RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def _code_version() -> str:
+    """``git describe --always --dirty`` of the checkout, read once when the benchmark starts."""
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+CODE_VERSION = _code_version()
+
+
 def machine_info() -> dict:
     return {
+        "code_version": CODE_VERSION,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
