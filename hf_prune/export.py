@@ -54,6 +54,7 @@ from .formats.common import read_checked_tensors
 from .formats.compact import MASK_SUFFIX, VALUES_SUFFIX, decode_state
 from .formats.compact import WEIGHTS_FILE_NAME as COMPACT_WEIGHTS_FILE_NAME
 from .formats.factored import WEIGHTS_FILE_NAME as FACTORED_WEIGHTS_FILE_NAME
+from .formats.remote_code import write_remote_loader
 from .measure import folder_bytes, read_safetensors
 from .methods import ElementwiseMaskMethod, PruningMethod
 
@@ -161,7 +162,7 @@ def save_pruned(
         if format == "dense":
             fields = save_dense(model, staging)
         else:
-            save_config(model, staging)
+            save_config(model, staging, auto_map=write_remote_loader(model, staging))
             fields = (
                 save_compact(model, staging, weight_names) if format == "compact" else save_factored(model, staging)
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
 
 from hf_prune import (
     FrozenMaskConfig,
@@ -161,6 +163,7 @@ def test_compact_round_trip_is_exact_and_smaller(tmp_path, compact_export):
         "config.json",
         "hf_prune_config.json",
         "hf_prune_export.json",
+        "hf_prune_loader.py",
         "model.compact.safetensors",
         "pruning_report.json",
     ]
@@ -195,6 +198,33 @@ def test_compact_folder_is_not_mistaken_for_a_plain_checkpoint(compact_export):
         AutoModelForSequenceClassification.from_pretrained(out)
 
 
+REMOTE_LOAD = """
+import sys, torch
+sys.modules["hf_prune"] = None  # the export's own loader must not need hf_prune
+from transformers import AutoModelForSequenceClassification
+model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True)
+assert type(model).__name__ == "BertForSequenceClassification", type(model)
+with torch.no_grad():
+    torch.save(model(input_ids=torch.load(sys.argv[2])).logits, sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("export", ["compact_export", "factored_export"])
+def test_trust_remote_code_loads_the_export_without_hf_prune(request, tmp_path, export):
+    model, *_, out, _ = request.getfixturevalue(export)
+    assert json.loads((out / "config.json").read_text())["auto_map"] == {
+        "AutoModelForSequenceClassification": "hf_prune_loader.HfPruneBertForSequenceClassification"
+    }
+    torch.save(IDS, tmp_path / "ids.pt")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-c", REMOTE_LOAD, str(out), str(tmp_path / "ids.pt"), str(tmp_path / "out.pt")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), logits(model), atol=1e-5, rtol=0)
+    # hf_prune's own loader gives a model whose config no longer points at the folder's loader.
+    assert not hasattr(load_pruned(out).config, "auto_map")
+
+
 def test_compact_round_trip_with_tied_pruned_embeddings(tmp_path):
     torch.manual_seed(0)
     model = BertForMaskedLM(
@@ -219,6 +249,9 @@ def test_compact_round_trip_with_tied_pruned_embeddings(tmp_path):
     assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
     model.eval()
     torch.testing.assert_close(loaded(input_ids=IDS).logits, model(input_ids=IDS).logits, atol=1e-5, rtol=0)
+    remote = AutoModelForMaskedLM.from_pretrained(tmp_path / "mlm", trust_remote_code=True)
+    assert remote.cls.predictions.decoder.weight is remote.bert.embeddings.word_embeddings.weight
+    assert_same_model(remote, model)
 
 
 def test_half_precision_values_keep_their_dtype(tmp_path):
@@ -261,6 +294,7 @@ def test_factored_round_trip_has_fewer_parameters(tmp_path, factored_export):
         "config.json",
         "hf_prune_config.json",
         "hf_prune_export.json",
+        "hf_prune_loader.py",
         "model.factored.safetensors",
         "pruning_report.json",
     ]

@@ -109,15 +109,21 @@ def test_training_moves_expected_sparsity_toward_the_target():
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     seen = []
-    for step in range(1, 46):
+    for step in range(1, 61):
         _loss(model, step).backward()
         optimizer.step()
         optimizer.zero_grad()
         method.step(step, optimizer)
         seen.append(method.stats())
         assert all(g.log_alpha.grad is None for g in method.gates.values())  # zeroed after each step
+    assert method.begin_step == 10  # begin_fraction 0.1 of 100 steps: held until then
+    assert all(s["lambda1"] == 0 == s["lambda2"] and s["gate_prob_mean"] == seen[0]["gate_prob_mean"] for s in seen[:9])
+    # The target ramps from the full-rank factors' (negative) factored sparsity to the budget.
+    assert seen[9]["scheduled_sparsity"] == pytest.approx(method.initial_factored_sparsity) and (
+        method.initial_factored_sparsity < 0
+    )
     assert seen[14]["scheduled_sparsity"] == pytest.approx(0.5)
-    assert seen[0]["lambda1"] < 0 < seen[0]["lambda2"]  # ascent: s_hat below the target pushes l1 down
+    assert seen[12]["lambda1"] < 0 < seen[12]["lambda2"]  # ascent: s below the target pushes l1 down
     assert seen[-1]["expected_sparsity"] > 0.3, [round(s["expected_sparsity"], 3) for s in seen]
     assert seen[-1]["gate_prob_mean"] < seen[0]["gate_prob_mean"]
 

@@ -215,14 +215,20 @@ def read_checked_tensors(folder: str | os.PathLike[str], manifest: Mapping[str, 
         ) from None
 
 
-def save_config(model: nn.Module, folder: str) -> None:
+def save_config(model: nn.Module, folder: str, auto_map: Mapping[str, str] | None = None) -> None:
     """Write ``config.json`` naming the model class, without touching ``model.config``.
 
     ``save_pretrained`` would also write ``model.safetensors``; a compact or factored folder must
     not hold one, so plain ``from_pretrained`` fails clearly instead of loading something else.
+    ``auto_map`` (Auto class -> ``module.Class``) points ``trust_remote_code`` loading at the
+    export's own loader (:mod:`hf_prune.formats.remote_code`).
     """
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]
+    if auto_map:
+        config.auto_map = dict(auto_map)
+    elif hasattr(config, "auto_map"):
+        del config.auto_map  # a loaded export's map would point at a file this folder lacks
     first = next(iter(model.parameters()), None)
     if first is not None:
         config.dtype = dtype_name(first.dtype)
@@ -253,6 +259,8 @@ def build_model(folder: str | os.PathLike[str], manifest: Mapping[str, Any], **k
         )
     cls = model_class_of(folder, manifest)
     config = transformers.AutoConfig.from_pretrained(folder)
+    if hasattr(config, "auto_map"):
+        del config.auto_map  # points at the folder's trust_remote_code loader, not at this model
     # _from_config, not from_pretrained: the weights come from our own file, and nothing is fetched.
     return cls._from_config(config, **kwargs)
 

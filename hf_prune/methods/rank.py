@@ -15,9 +15,11 @@ The gate logits ``log_alpha`` and the two Lagrange multipliers are *method-owned
 ``model.parameters()`` nor the model's state dict; see ``methods/base.py``), trained by the
 method's own Adam in :meth:`RankPruning.step`: the task loss's gradient reaches ``log_alpha``
 through the sampled gates during the Trainer's backward passes; ``step()`` adds the gradient of
-the augmented Lagrangian ``l1 * (s_hat - t) + l2 * (s_hat - t)^2`` and steps, gates by descent
-and multipliers by ascent. ``t`` ramps linearly from 0 to ``1 - target_params_fraction`` over
-the warm-up, then holds; at ``end_step`` the gates are frozen (:meth:`RankPruning.finalize`).
+the augmented Lagrangian ``l1 * (s - t) + l2 * (s - t)^2`` and steps, gates by descent and
+multipliers by ascent. Gates and multipliers are held until ``begin_step`` (10% of the run by
+default: the freshly initialised task head has to learn first, or the gates follow noise). ``t``
+then ramps linearly to ``1 - target_params_fraction`` at the end of the warm-up and holds; at
+``end_step`` the gates are frozen (:meth:`RankPruning.finalize`).
 
 **Budget units.** ``budget_of="prunable"`` counts the target Linear weights (biases excluded):
 a matrix of final rank ``r'`` costs ``min(r' * (in + out), in * out)``, because a factorisation
@@ -25,10 +27,12 @@ holding more weights than the dense matrix is compiled back to a dense ``nn.Line
 ``budget_of="encoder"`` counts every parameter of the encoder backbone except the embeddings
 and the pooler (the multitask-pruning paper's "encoder parameters"): biases, LayerNorms and
 untargeted Linear layers count as a fixed part that cannot shrink. The expected sparsity
-``s_hat = 1 - E[kept] / denominator`` uses the same units, with the expected kept size of a
-matrix ``(in + out) * sum_j P(z_j != 0)`` capped at ``in * out``; the cap passes the uncapped
-gradient straight through, otherwise the penalty would have no gradient at all at the start
-(full-rank factors hold about twice the dense size) and the gates would never start closing.
+``s_hat = 1 - E[kept] / denominator`` (logged, what compiling would give) uses the same units,
+with the expected kept size of a matrix ``(in + out) * sum_j P(z_j != 0)`` capped at ``in * out``.
+The Lagrangian's ``s`` is the same without the cap (:meth:`RankPruning.expected_factored_sparsity`):
+the capped size does not move until a matrix has closed half its components, and a controller
+that sees no progress for that long winds up and then overshoots. ``t`` therefore starts at the
+uncapped value of the full-rank factors (about -0.5 for MiniLM: they hold 1.5x the dense weights).
 
 **Finalize.** Gates are frozen at their deterministic value; components with ``z = 0`` are
 dropped and every matrix keeps at least one. If the compiled size is still above the budget,
@@ -130,12 +134,22 @@ class RankConfig(PruningConfig):
             "dropped components (at their mean gate value) while they fit."
         },
     )
+    begin_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "Gates and multipliers start training at this fraction of the run: until then the "
+            "task head learns on the full-rank model (its gradient is all the gates could follow)."
+        },
+    )
     warmup_fraction: float = field(
         default=0.3,
-        metadata={"help": "The target rises linearly from 0 to the budget over this fraction of the run."},
+        metadata={"help": "The target reaches the budget at this fraction of the run (linear from begin)."},
     )
     end_fraction: float = field(
         default=0.7, metadata={"help": "Gates frozen (finalize) at this fraction of total steps."}
+    )
+    begin_step: int | None = field(
+        default=None, metadata={"help": "Step at which the gates start training (overrides begin_fraction)."}
     )
     warmup_steps: int | None = field(
         default=None, metadata={"help": "Warm-up length in optimizer steps (overrides warmup_fraction)."}
@@ -152,6 +166,7 @@ class RankConfig(PruningConfig):
         check_range("stretch_right", self.stretch_right, 1.0, math.inf, low_inclusive=False)
         check_range("gate_learning_rate", self.gate_learning_rate, 0.0, math.inf, low_inclusive=False)
         check_range("lagrangian_learning_rate", self.lagrangian_learning_rate, 0.0, math.inf, low_inclusive=False)
+        check_range("begin_fraction", self.begin_fraction, 0.0, 1.0)
         check_range("warmup_fraction", self.warmup_fraction, 0.0, 1.0)
         check_range("end_fraction", self.end_fraction, 0.0, 1.0)
         if self.include_embeddings:
@@ -171,7 +186,12 @@ class RankConfig(PruningConfig):
                 f"warmup_fraction={self.warmup_fraction} is after end_fraction={self.end_fraction}; "
                 f"the target must be reached before the gates are frozen."
             )
-        for name in ("warmup_steps", "end_step"):
+        if self.begin_fraction > self.warmup_fraction:
+            raise InvalidConfigError(
+                f"begin_fraction={self.begin_fraction} is after warmup_fraction={self.warmup_fraction}; "
+                f"the gates must start before the target reaches the budget."
+            )
+        for name in ("begin_step", "warmup_steps", "end_step"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InvalidConfigError(f"{name}={value} is negative; use a step >= 0 or None.")
@@ -187,6 +207,16 @@ class RankConfig(PruningConfig):
             0.7
         """
         return 1.0 - self.target_params_fraction
+
+    def resolve_begin(self, total_steps: int) -> int:
+        """The optimizer step at which gates and multipliers start training (never after the warm-up).
+
+        Example:
+            >>> RankConfig().resolve_begin(600), RankConfig(warmup_steps=20).resolve_begin(600)
+            (60, 20)
+        """
+        begin = self.begin_step if self.begin_step is not None else round(self.begin_fraction * total_steps)
+        return min(begin, self.resolve_steps(total_steps)[0])
 
     def resolve_steps(self, total_steps: int) -> tuple[int, int]:
         """The (warm-up end, gate freeze) optimizer steps for a run of ``total_steps``.
@@ -216,7 +246,9 @@ class RankPruning(PruningMethod):
         self.denominator = 0  # budget units: target weights, or encoder parameters
         self.fixed_params = 0  # part of the denominator no gate can remove
         self.model_params_before = 0
+        self.begin_step = 0
         self.warmup_step: int | None = None
+        self.initial_factored_sparsity = 0.0  # set by attach: where the Lagrangian's target ramp starts
         self.end_step: int | None = None
         self.current_step = 0
         self.scheduled_sparsity = 0.0
@@ -279,6 +311,8 @@ class RankPruning(PruningMethod):
             self.gates[name] = gates
         device = next(iter(self.gates.values())).log_alpha.device
         self.lambdas = torch.zeros(2, device=device, requires_grad=True)
+        with torch.no_grad():
+            self.initial_factored_sparsity = float(self.expected_factored_sparsity())
         self.optimizer = torch.optim.Adam(
             [
                 {"params": [g.log_alpha for g in self.gates.values()], "lr": self.config.gate_learning_rate},
@@ -300,6 +334,7 @@ class RankPruning(PruningMethod):
     def begin(self, total_steps: int) -> None:
         super().begin(total_steps)
         self.warmup_step, self.end_step = self.config.resolve_steps(total_steps)
+        self.begin_step = self.config.resolve_begin(total_steps)
 
     # ----------------------------------------------------------------------------- training
     def expected_kept(self) -> torch.Tensor:
@@ -314,14 +349,34 @@ class RankPruning(PruningMethod):
         return total + self.fixed_params
 
     def expected_sparsity(self) -> torch.Tensor:
-        """``s_hat = 1 - E[kept] / denominator`` (differentiable)."""
+        """``s_hat = 1 - E[kept] / denominator`` (differentiable): what the compiled model would keep."""
         return 1.0 - self.expected_kept() / self.denominator
 
+    def expected_factored_sparsity(self) -> torch.Tensor:
+        """Like :meth:`expected_sparsity`, but every matrix counted factored, without the dense cap.
+
+        This is what the Lagrangian controls. The capped size does not move until a matrix has
+        closed enough components to undercut its dense form (half of them for a square matrix),
+        so a Lagrangian on it sees no progress for a long while: its multipliers wind up, and the
+        gates then overshoot the budget all at once (benchmarks/results/rank_tuning.md). The
+        factored size moves with every component from the first step; at a budget every matrix
+        must factor to meet, the two agree.
+        """
+        total = torch.zeros((), device=self._device())
+        for name, gates in self.gates.items():
+            in_f, out_f = self.shapes[name]
+            total = total + (in_f + out_f) * gates.prob_nonzero().sum().to(total.device)
+        return 1.0 - (total + self.fixed_params) / self.denominator
+
     def lagrangian(self, target: float | None = None) -> torch.Tensor:
-        """``l1 * (s_hat - t) + l2 * (s_hat - t)^2`` at ``target`` (default: the scheduled one)."""
+        """``l1 * (s - t) + l2 * (s - t)^2`` at ``target`` (default: the scheduled one).
+
+        ``s`` is :meth:`expected_factored_sparsity`; the scheduled ``t`` ramps from its value at
+        attach (negative: full-rank factors are larger than the dense matrix) to the budget.
+        """
         if self.lambdas is None:
             raise RuntimeError("RankPruning.lagrangian() needs attach(model) first.")
-        gap = self.expected_sparsity() - (self.scheduled_sparsity if target is None else target)
+        gap = self.expected_factored_sparsity() - (self.scheduled_sparsity if target is None else target)
         return self.lambdas[0] * gap + self.lambdas[1] * gap * gap
 
     def penalty(self) -> torch.Tensor | None:
@@ -348,11 +403,18 @@ class RankPruning(PruningMethod):
                     "or give RankConfig both warmup_steps and end_step."
                 )
             self.warmup_step, self.end_step = self.config.resolve_steps(0)
+            self.begin_step = self.config.resolve_begin(0)
         if step >= self.end_step:
             self.optimizer.zero_grad(set_to_none=True)
             self.finalize()
             return
-        self.scheduled_sparsity = linear_ramp(step, 0, self.warmup_step, 0.0, self.final_sparsity)
+        if step < self.begin_step:
+            # Held: the task gradients the forward passes left on log_alpha are dropped.
+            self.optimizer.zero_grad(set_to_none=True)
+            return
+        self.scheduled_sparsity = linear_ramp(
+            step, self.begin_step, self.warmup_step, self.initial_factored_sparsity, self.final_sparsity
+        )
         self._move_state_to_factors()
         lagrangian = self.lagrangian()
         lagrangian.backward()  # adds to the task-loss gradients the forward passes left on log_alpha
@@ -578,6 +640,7 @@ class RankPruning(PruningMethod):
             "sparsity": 1.0 - params / self.denominator,
             "params_fraction": params / self.denominator,
             "expected_sparsity": 1.0 - expected / self.denominator,
+            "expected_factored_sparsity": float(self.expected_factored_sparsity()),
             "expected_params_kept": expected,
             "scheduled_sparsity": self.scheduled_sparsity,
             "target_sparsity": self.final_sparsity,
