@@ -125,7 +125,11 @@ class RankConfig(PruningConfig):
         metadata={"help": "Adam learning rate of the gate logits, > 0 (they must travel ~5 units from the init)."},
     )
     lagrangian_learning_rate: float = field(
-        default=1e-2, metadata={"help": "Adam learning rate (ascent) of the two Lagrange multipliers, > 0."}
+        default=5e-2,
+        metadata={
+            "help": "Adam learning rate (ascent) of the two Lagrange multipliers, > 0. Sets how fast the "
+            "gates follow the target (benchmarks/results/rank_tuning.md)."
+        },
     )
     fill_budget: bool = field(
         default=True,
