@@ -14,6 +14,7 @@ Writes benchmarks/results/rank_tuning.json and rank_tuning.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -21,7 +22,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MODEL, machine_info, write_json, write_text  # noqa: E402
+from common import MODEL, RESULTS_DIR, machine_info, write_json, write_text  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments  # noqa: E402
 
 from hf_prune import PruningTrainer, RankConfig  # noqa: E402
@@ -78,7 +79,12 @@ def run(path: str, data, gate_lr: float, lagrangian_lr: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", nargs="+", default=["5e-2:1e-2", "1e-1:1e-1", "1e-1:5e-1"])
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the JSON")
     options = parser.parse_args()
+    if options.markdown_only:
+        with open(os.path.join(RESULTS_DIR, "rank_tuning.json"), encoding="utf-8") as handle:
+            print(write_markdown(json.load(handle)))
+        return
     logging.disable(logging.WARNING)
     path = resolve_model_path(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -93,25 +99,32 @@ def main() -> None:
         gate_lr, lagrangian_lr = (float(x) for x in setting.split(":"))
         rows.append(run(path, data, gate_lr, lagrangian_lr))
         print({k: v for k, v in rows[-1].items() if k != "trajectory"}, flush=True)
-    write_json("rank_tuning.json", {"budget": BUDGET, "steps": STEPS, "rows": rows, "machine": machine_info()})
+    payload = {"budget": BUDGET, "steps": STEPS, "rows": rows, "machine": machine_info()}
+    write_json("rank_tuning.json", payload)
+    print(write_markdown(payload))
+
+
+def write_markdown(payload: dict) -> str:
     lines = [
-        f"Rank pruning to {BUDGET:.0%} of the Linear parameters, {STEPS} steps (batch {BATCH}, seq {SEQ}); "
-        "expected sparsity (target) every 15 steps until the gate freeze.",
+        f"Rank pruning to {payload['budget']:.0%} of the Linear parameters, {payload['steps']} steps (batch "
+        f"{BATCH}, seq {SEQ}; gates start at step 30, target reached at 90, gates frozen at 210). Trajectory, "
+        "every 30 steps: expected sparsity of the compiled model (in brackets: the scheduled target of the "
+        "Lagrangian, in factored-size units, which start negative).",
         "",
-        "| gate lr | Lagrangian lr | expected sparsity at freeze (target "
-        f"{1 - BUDGET:.2f}) | gates' own params fraction | components the projection dropped | final loss | trajectory |",
+        f"| gate lr | Lagrangian lr | expected sparsity at freeze (target {1 - payload['budget']:.2f}) | "
+        "gates' own params fraction | components the projection dropped | final loss | trajectory |",
         "|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
+    for row in payload["rows"]:
         path_text = " ".join(f"{p['expected']:.2f}({p['target']:.2f})" for p in row["trajectory"][::2])
         lines.append(
             f"| {row['gate_learning_rate']} | {row['lagrangian_learning_rate']} | "
             f"{row['expected_sparsity_at_freeze']} | {row['report'].get('gate_fraction', float('nan')):.3f} | "
-            f"{row['report'].get('projection_dropped_components', '')} | "
-            f"{row['final_loss']} | {path_text} |"
+            f"{row['report'].get('projection_dropped_components', '')} | {row['final_loss']} | {path_text} |"
         )
-    write_text("rank_tuning.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = "\n".join(lines) + "\n"
+    write_text("rank_tuning.md", text)
+    return text
 
 
 if __name__ == "__main__":

@@ -73,165 +73,22 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..config import InvalidConfigError, PruningConfig, check_range
+from ..config import InvalidConfigError
 from ..factorization import FactorizedLinear, compiled_size, factorized_is_smaller, replace_module
 from ..measure import encoder_parameter_count, unique_numel
 from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean
 from ..schedules import linear_ramp
 from .base import PruningMethod
+from .rank_budget import compiled_params, fill_up, project_down
+from .rank_config import RankConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RankConfig(PruningConfig):
-    """Factorised low-rank pruning with hard-concrete gates, driven to a parameter budget.
-
-    Example:
-        >>> cfg = RankConfig(target_params_fraction=0.3, budget_of="encoder")
-        >>> cfg.method, cfg.resolve_steps(600)
-        ('rank', (180, 420))
-    """
-
-    method = "rank"
-
-    target_params_fraction: float = field(
-        default=0.5,
-        metadata={"help": "Budget: fraction of parameters kept (see budget_of), in (0, 1]."},
-    )
-    budget_of: Literal["prunable", "encoder"] = field(
-        default="prunable",
-        metadata={
-            "help": "'prunable': fraction of the target Linear weights; 'encoder': of all encoder "
-            "backbone parameters, embeddings and pooler excluded (biases, LayerNorms count as fixed)."
-        },
-    )
-    beta: float = field(default=2.0 / 3.0, metadata={"help": "Hard-concrete temperature, > 0 (FLOP code uses 1)."})
-    stretch_left: float = field(default=-0.1, metadata={"help": "Hard-concrete stretch lower end l, < 0."})
-    stretch_right: float = field(default=1.1, metadata={"help": "Hard-concrete stretch upper end r, > 1."})
-    log_alpha_init: float = field(
-        default=3.0,
-        metadata={"help": "Initial gate logit; must open the deterministic gates fully (>= log((1-l)/(r-1)))."},
-    )
-    gate_learning_rate: float = field(
-        default=5e-2,
-        metadata={"help": "Adam learning rate of the gate logits, > 0 (they must travel ~5 units from the init)."},
-    )
-    lagrangian_learning_rate: float = field(
-        default=5e-2,
-        metadata={
-            "help": "Adam learning rate (ascent) of the two Lagrange multipliers, > 0. Sets how fast the "
-            "gates follow the target (benchmarks/results/rank_tuning.md)."
-        },
-    )
-    fill_budget: bool = field(
-        default=True,
-        metadata={
-            "help": "At finalize, when the gates keep less than the budget, re-admit the most probable "
-            "dropped components (at their mean gate value) while they fit."
-        },
-    )
-    begin_fraction: float = field(
-        default=0.1,
-        metadata={
-            "help": "Gates and multipliers start training at this fraction of the run: until then the "
-            "task head learns on the full-rank model (its gradient is all the gates could follow)."
-        },
-    )
-    warmup_fraction: float = field(
-        default=0.3,
-        metadata={"help": "The target reaches the budget at this fraction of the run (linear from begin)."},
-    )
-    end_fraction: float = field(
-        default=0.7, metadata={"help": "Gates frozen (finalize) at this fraction of total steps."}
-    )
-    begin_step: int | None = field(
-        default=None, metadata={"help": "Step at which the gates start training (overrides begin_fraction)."}
-    )
-    warmup_steps: int | None = field(
-        default=None, metadata={"help": "Warm-up length in optimizer steps (overrides warmup_fraction)."}
-    )
-    end_step: int | None = field(
-        default=None, metadata={"help": "Step at which the gates are frozen (overrides end_fraction)."}
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        check_range("target_params_fraction", self.target_params_fraction, 0.0, 1.0, low_inclusive=False)
-        check_range("beta", self.beta, 0.0, math.inf, low_inclusive=False)
-        check_range("stretch_left", self.stretch_left, -math.inf, 0.0, high_inclusive=False)
-        check_range("stretch_right", self.stretch_right, 1.0, math.inf, low_inclusive=False)
-        check_range("gate_learning_rate", self.gate_learning_rate, 0.0, math.inf, low_inclusive=False)
-        check_range("lagrangian_learning_rate", self.lagrangian_learning_rate, 0.0, math.inf, low_inclusive=False)
-        check_range("begin_fraction", self.begin_fraction, 0.0, 1.0)
-        check_range("warmup_fraction", self.warmup_fraction, 0.0, 1.0)
-        check_range("end_fraction", self.end_fraction, 0.0, 1.0)
-        if self.include_embeddings:
-            raise InvalidConfigError(
-                "RankConfig(include_embeddings=True): rank pruning factorises nn.Linear layers only; "
-                "leave include_embeddings=False (embeddings are not counted in either budget)."
-            )
-        opening = math.log((1.0 - self.stretch_left) / (self.stretch_right - 1.0))
-        if self.log_alpha_init < opening + 1e-3:
-            raise InvalidConfigError(
-                f"log_alpha_init={self.log_alpha_init} leaves the initial deterministic gates below 1 "
-                f"for stretch ({self.stretch_left}, {self.stretch_right}), so the model would not start "
-                f"as the pretrained one; use log_alpha_init >= {opening + 1e-3:.3f}."
-            )
-        if self.warmup_fraction > self.end_fraction:
-            raise InvalidConfigError(
-                f"warmup_fraction={self.warmup_fraction} is after end_fraction={self.end_fraction}; "
-                f"the target must be reached before the gates are frozen."
-            )
-        if self.begin_fraction > self.warmup_fraction:
-            raise InvalidConfigError(
-                f"begin_fraction={self.begin_fraction} is after warmup_fraction={self.warmup_fraction}; "
-                f"the gates must start before the target reaches the budget."
-            )
-        for name in ("begin_step", "warmup_steps", "end_step"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise InvalidConfigError(f"{name}={value} is negative; use a step >= 0 or None.")
-        if self.warmup_steps is not None and self.end_step is not None and self.warmup_steps > self.end_step:
-            raise InvalidConfigError(f"warmup_steps={self.warmup_steps} is after end_step={self.end_step}.")
-
-    @property
-    def target_sparsity(self) -> float:
-        """The pruned fraction the budget implies, ``1 - target_params_fraction`` (read-only, for reports).
-
-        Example:
-            >>> round(RankConfig(target_params_fraction=0.3).target_sparsity, 3)
-            0.7
-        """
-        return 1.0 - self.target_params_fraction
-
-    def resolve_begin(self, total_steps: int) -> int:
-        """The optimizer step at which gates and multipliers start training (never after the warm-up).
-
-        Example:
-            >>> RankConfig().resolve_begin(600), RankConfig(warmup_steps=20).resolve_begin(600)
-            (60, 20)
-        """
-        begin = self.begin_step if self.begin_step is not None else round(self.begin_fraction * total_steps)
-        return min(begin, self.resolve_steps(total_steps)[0])
-
-    def resolve_steps(self, total_steps: int) -> tuple[int, int]:
-        """The (warm-up end, gate freeze) optimizer steps for a run of ``total_steps``.
-
-        Example:
-            >>> RankConfig(warmup_steps=50).resolve_steps(600)
-            (50, 420)
-        """
-        warmup = self.warmup_steps if self.warmup_steps is not None else round(self.warmup_fraction * total_steps)
-        end = self.end_step if self.end_step is not None else round(self.end_fraction * total_steps)
-        return warmup, max(warmup, end)
 
 
 class RankPruning(PruningMethod):
@@ -471,7 +328,7 @@ class RankPruning(PruningMethod):
 
     def compiled_params(self, ranks: dict[str, int]) -> int:
         """Kept parameters, in budget units, for the given rank per matrix."""
-        return self.fixed_params + sum(compiled_size(ranks[n], *self.shapes[n]) for n in self.shapes)
+        return compiled_params(ranks, self.shapes, self.fixed_params)
 
     @torch.no_grad()
     def finalize(self) -> dict[str, Any]:
@@ -495,8 +352,10 @@ class RankPruning(PruningMethod):
                 revived += 1
         gate_ranks = {name: int(mask.sum()) for name, mask in keep.items()}
         gate_params = self.compiled_params(gate_ranks)
-        dropped = self._project_down(keep, probs)
-        added = self._fill_up(keep, probs) if self.config.fill_budget else 0
+        dropped = project_down(keep, probs, self.shapes, self.budget_params, self.fixed_params)
+        added = (
+            fill_up(keep, probs, self.shapes, self.budget_params, self.fixed_params) if self.config.fill_budget else 0
+        )
         for name, gates in self.gates.items():
             # Kept components whose deterministic gate is 0 (revived, filled) get their mean gate.
             z = torch.where(values[name] > 0, values[name], gates.mean_gate())
@@ -518,51 +377,6 @@ class RankPruning(PruningMethod):
             self.config.target_params_fraction,
         )
         return report
-
-    def _components(self, probs: dict[str, torch.Tensor], descending: bool) -> list[tuple[str, int]]:
-        """Every (matrix, component) pair ordered by ``P(z != 0)`` (stable: ties in model order)."""
-        names = list(probs)
-        flat = torch.cat([probs[n].float().cpu() for n in names])
-        owner = [n for n in names for _ in range(probs[n].numel())]
-        index = [i for n in names for i in range(probs[n].numel())]
-        order = torch.argsort(flat, descending=descending, stable=True).tolist()
-        return [(owner[p], index[p]) for p in order]
-
-    def _project_down(self, keep: dict[str, torch.Tensor], probs: dict[str, torch.Tensor]) -> int:
-        """Drop the least probable kept components until the budget holds; returns how many."""
-        ranks = {name: int(mask.sum()) for name, mask in keep.items()}
-        total = self.compiled_params(ranks)
-        if total <= self.budget_params:
-            return 0
-        before = {name: mask.clone() for name, mask in keep.items()}
-        for name, index in self._components(probs, descending=False):
-            if total <= self.budget_params:
-                break
-            if not bool(keep[name][index]) or ranks[name] <= 1:  # the reachability check allows rank 1
-                continue
-            total -= compiled_size(ranks[name], *self.shapes[name]) - compiled_size(ranks[name] - 1, *self.shapes[name])
-            ranks[name] -= 1
-            keep[name][index] = False
-        for name in keep:
-            if not factorized_is_smaller(*self.shapes[name], ranks[name]):
-                keep[name] = before[name]  # compiled dense anyway: its dropped components cost nothing
-        return sum(int(before[n].sum()) - int(keep[n].sum()) for n in keep)
-
-    def _fill_up(self, keep: dict[str, torch.Tensor], probs: dict[str, torch.Tensor]) -> int:
-        """Re-admit the most probable dropped components that still fit the budget; returns how many."""
-        ranks = {name: int(mask.sum()) for name, mask in keep.items()}
-        total = self.compiled_params(ranks)
-        added = 0
-        for name, index in self._components(probs, descending=True):
-            if bool(keep[name][index]):
-                continue
-            cost = compiled_size(ranks[name] + 1, *self.shapes[name]) - compiled_size(ranks[name], *self.shapes[name])
-            if total + cost <= self.budget_params:
-                total += cost
-                ranks[name] += 1
-                keep[name][index] = True
-                added += 1
-        return added
 
     def _report(
         self,
