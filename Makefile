@@ -31,6 +31,7 @@ test: setup
 quality: setup
 	$(BIN)/ruff check hf_prune tests benchmarks
 	$(BIN)/ruff format --check hf_prune tests benchmarks
+	$(BIN)/mypy
 
 bench-overhead: data
 	$(BIN)/python benchmarks/overhead.py

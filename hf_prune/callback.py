@@ -83,7 +83,7 @@ class PruningCallback(TrainerCallback):
 
     def _restore(self, args: TrainingArguments, state: TrainerState) -> None:
         folder = self.resume_from_checkpoint or os.path.join(
-            args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            str(args.output_dir), f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         )
         if not self.resume_from_checkpoint and not has_method_state(folder):
             raise MissingPruningStateError(
@@ -130,7 +130,7 @@ class PruningCallback(TrainerCallback):
         # point; PruningTrainer writes the state earlier, in save_model.
         if not args.should_save or not self.save_state_on_save:
             return
-        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        folder = os.path.join(str(args.output_dir), f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if os.path.isdir(folder):
             save_method_state(self.method, folder)
         else:

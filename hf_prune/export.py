@@ -320,7 +320,7 @@ def load_pruned(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
     hub = {key: kwargs.pop(key) for key in _HUB_KWARGS if key in kwargs}
     folder = _local_folder(path, hub)
     manifest = read_manifest(folder) if folder is not None else None
-    if manifest is None:
+    if folder is None or manifest is None:
         if folder is not None:
             _check_plain_folder(folder)
         return _load_dense(path if folder is None else folder, **hub, **kwargs)

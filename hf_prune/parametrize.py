@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -59,6 +59,11 @@ class MovementMask(nn.Module):
         >>> mask(torch.ones(2, 2)).tolist()
         [[1.0, 0.0], [1.0, 1.0]]
     """
+
+    # Declared for type checkers: set with object.__setattr__ (below), so nn.Module never sees them.
+    scores: torch.Tensor
+    _keep: torch.Tensor | None
+    _keep_cast: torch.Tensor | None
 
     def __init__(self, scores: torch.Tensor) -> None:
         super().__init__()
@@ -164,6 +169,21 @@ class HardConcreteFactorization(nn.Module):
         return (u * root).to(weight.dtype), (root[:, None] * vh).to(weight.dtype)
 
 
+def stored_tensor(module: nn.Module, name: str = "original") -> torch.Tensor:
+    """The tensor stored behind ``module``'s parametrized weight: ``original`` (one tensor) or
+    ``original0``, ``original1``... (a parametrization whose ``right_inverse`` returns several).
+
+    Example:
+        >>> from torch.nn.utils import parametrize
+        >>> linear = nn.Linear(2, 2)
+        >>> _ = parametrize.register_parametrization(linear, "weight", MovementMask(torch.zeros(2, 2)))
+        >>> stored_tensor(linear) is linear.parametrizations.weight.original
+        True
+    """
+    parametrizations = cast(nn.ModuleDict, module.parametrizations)
+    return cast(torch.Tensor, getattr(parametrizations["weight"], name))
+
+
 def all_reduce_grads_mean(tensors: list[torch.Tensor]) -> None:
     """Average the gradients of method-owned ``tensors`` over processes (DDP only reduces model
     parameters); a no-op in a single process. A missing gradient counts as zeros, so every
@@ -176,13 +196,15 @@ def all_reduce_grads_mean(tensors: list[torch.Tensor]) -> None:
     """
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return
+    grads = []
     for tensor in tensors:
         if tensor.grad is None:
             tensor.grad = torch.zeros_like(tensor)
-    flat = torch.cat([t.grad.flatten() for t in tensors])
+        grads.append(tensor.grad)
+    flat = torch.cat([grad.flatten() for grad in grads])
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
     offset = 0
-    for tensor in tensors:
-        tensor.grad.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
-        offset += tensor.numel()
+    for grad in grads:
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+        offset += grad.numel()

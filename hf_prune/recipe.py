@@ -145,6 +145,8 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
         results["dense"] = _dense_baseline(recipe, run)
     pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
     report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format)
+    if report is None:  # not the main process: the main process exports and writes results.json
+        return results
     results["pruned"] = {
         "method": recipe.pruning["method"],
         "metrics": pruned.metrics,

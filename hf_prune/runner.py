@@ -90,4 +90,6 @@ class TaskRun:
         trainer.train()
         seconds = time.perf_counter() - start
         metrics = trainer.evaluate()
+        if trainer.model is None:
+            raise RuntimeError("The trainer lost its model during training.")
         return RunOutcome(trainer, metrics, seconds, parameter_counts(trainer.model))

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import cast
 
+import torch
 from torch import nn
 
 from .errors import NoMatchingModulesError, UnsupportedModelError
@@ -44,14 +46,26 @@ def _backbone(model: nn.Module) -> tuple[nn.Module, str]:
     raise UnsupportedModelError(f"Could not locate the base model inside {type(model).__name__}.")
 
 
+def weight_of(module: nn.Module) -> torch.Tensor:
+    """``module.weight`` typed as a tensor (a target is an ``nn.Linear`` or an embedding).
+
+    Example:
+        >>> tuple(weight_of(nn.Linear(3, 2)).shape)
+        (2, 3)
+    """
+    return cast(torch.Tensor, module.weight)
+
+
 def candidate_modules(model: nn.Module, include_embeddings: bool = False) -> dict[str, nn.Module]:
     """Every module that could be pruned, by full name, in model order."""
     base, prefix = _backbone(model)
     candidates: dict[str, nn.Module] = {}
-    embedding = model.get_input_embeddings() if include_embeddings else None
+    get_embeddings = getattr(model, "get_input_embeddings", None)
+    embedding = get_embeddings() if include_embeddings and callable(get_embeddings) else None
     for name, module in base.named_modules():
         full_name = prefix + name
-        if module is embedding:
+        is_embedding = module is embedding  # (a variable: no narrowing of `module` to the embedding's type)
+        if is_embedding:
             candidates[full_name] = module
         elif isinstance(module, nn.Linear) and not _NON_ENCODER_PARTS.search(name):
             if name.split(".")[0].startswith("embeddings") and not include_embeddings:

@@ -67,7 +67,7 @@ class PruningTrainer(Trainer):
         # Inside _save_checkpoint this runs first, before rotation and Hub pushes: the
         # checkpoint is complete (weights + pruning state) by the time anything else sees it.
         if _internal_call and self.pruning_method is not None and self.args.should_save:
-            save_method_state(self.pruning_method, output_dir or self.args.output_dir)
+            save_method_state(self.pruning_method, str(output_dir or self.args.output_dir))
 
     def save_pruned(self, output_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
         """Finalize the method and save the pruned model (see :func:`hf_prune.save_pruned`).

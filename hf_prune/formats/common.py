@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import transformers
@@ -223,7 +223,7 @@ def save_config(model: nn.Module, folder: str, auto_map: Mapping[str, str] | Non
     ``auto_map`` (Auto class -> ``module.Class``) points ``trust_remote_code`` loading at the
     export's own loader (:mod:`hf_prune.formats.remote_code`).
     """
-    config = copy.deepcopy(model.config)
+    config: Any = copy.deepcopy(cast(Any, model).config)
     config.architectures = [type(model).__name__]
     if auto_map:
         config.auto_map = dict(auto_map)
@@ -235,7 +235,7 @@ def save_config(model: nn.Module, folder: str, auto_map: Mapping[str, str] | Non
     config.save_pretrained(folder)
 
 
-def model_class_of(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> type[nn.Module]:
+def model_class_of(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> type[transformers.PreTrainedModel]:
     """The ``transformers`` class the manifest names."""
     name = manifest.get("model_class")
     cls = getattr(transformers, name, None) if isinstance(name, str) else None
@@ -287,6 +287,7 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) ->
             f"({len(result.unexpected_keys)}). The folder mixes files from different exports; export the "
             f"model again."
         )
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
+    tie_weights = getattr(model, "tie_weights", None)
+    if callable(tie_weights):
+        tie_weights()
     return model.eval()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any
+from typing import Any, cast
 
+import transformers
 from torch import nn
 
 from .factored import densified_state_dict, factored_modules
@@ -23,6 +24,6 @@ def save_dense(model: nn.Module, folder: str) -> dict[str, Any]:
     """``model.save_pretrained(folder)``, factors multiplied out; returns the manifest fields."""
     densified = sorted(factored_modules(model))
     state = densified_state_dict(model) if densified else None
-    model.save_pretrained(folder, state_dict=state)
+    cast(transformers.PreTrainedModel, model).save_pretrained(folder, state_dict=state)
     files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*.safetensors")))
     return {"weights_files": files, "densified_modules": densified}

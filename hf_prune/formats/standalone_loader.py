@@ -62,9 +62,17 @@ def unpack_mask(packed: torch.Tensor, numel: int) -> torch.Tensor:
     return bits.flatten()[:numel].bool()
 
 
+def _file(path: str, name: str, hub: dict[str, Any]) -> str:
+    """Local path of ``name`` in the folder or Hub repo ``path`` (downloaded if needed)."""
+    resolved = cached_file(path, name, **hub)
+    if resolved is None:
+        raise OSError(f"{path} has no {name}; copy or download the whole export folder.")
+    return resolved
+
+
 def _read_state(path: str, manifest: dict[str, Any], hub: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The export's state dict: file checked against the manifest, encoded matrices decoded."""
-    weights = cached_file(path, manifest["weights_file"], **hub)
+    weights = _file(path, manifest["weights_file"], hub)
     digest = hashlib.sha256()
     with open(weights, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -77,13 +85,10 @@ def _read_state(path: str, manifest: dict[str, Any], hub: dict[str, Any]) -> dic
     for key, entry in (manifest.get("encoded_tensors") or {}).items():
         packed, values = state.pop(key + _MASK, None), state.pop(key + _VALUES, None)
         numel = math.prod(entry["shape"])
-        flags = None if packed is None else unpack_mask(packed, numel)
-        if (
-            values is None
-            or flags is None
-            or packed.numel() != math.ceil(numel / 8)
-            or int(flags.sum()) != values.numel()
-        ):
+        if packed is None or values is None or packed.numel() != math.ceil(numel / 8):
+            raise ValueError(f"{weights}: the mask or values of {key!r} are missing or cut; the file is corrupted.")
+        flags = unpack_mask(packed, numel)
+        if int(flags.sum()) != values.numel():
             raise ValueError(f"{weights}: the mask and values of {key!r} disagree; the file is corrupted.")
         dense = torch.zeros(numel, dtype=values.dtype)
         dense[flags] = values
@@ -93,10 +98,10 @@ def _read_state(path: str, manifest: dict[str, Any], hub: dict[str, Any]) -> dic
     return state
 
 
-def load_export(base_class: type, path: str, config: Any = None, **kwargs: Any) -> nn.Module:
+def load_export(base_class: Any, path: str, config: Any = None, **kwargs: Any) -> nn.Module:
     """Build ``base_class`` from the folder's config, install its factored layers, load strictly."""
     hub = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
-    with open(cached_file(path, MANIFEST_FILE_NAME, **hub), encoding="utf-8") as handle:
+    with open(_file(path, MANIFEST_FILE_NAME, hub), encoding="utf-8") as handle:
         manifest = json.load(handle)
     if manifest.get("format") not in ("compact", "factored"):
         raise ValueError(f"{path}: format {manifest.get('format')!r} is not a compact or factored export.")

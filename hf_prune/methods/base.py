@@ -54,7 +54,7 @@ from torch import nn
 
 from ..config import PruningConfig
 from ..errors import CheckpointMismatchError, InvalidConfigError
-from ..targets import find_targets, layer_group
+from ..targets import find_targets, layer_group, weight_of
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class ElementwiseMaskMethod(PruningMethod):
 
     def weight(self, name: str) -> torch.Tensor:
         """The weight tensor of target ``name`` (what the mask applies to)."""
-        return self.targets[name].weight
+        return weight_of(self.targets[name])
 
     def stored_weight(self, name: str) -> torch.Tensor:
         """The tensor the optimizer updates for target ``name`` (where the zeros are written)."""
@@ -225,8 +225,9 @@ class ElementwiseMaskMethod(PruningMethod):
         totals: dict[str, int] = {}
         for name, module in self.targets.items():
             group = layer_group(name, module)
-            zeros[group] = zeros.get(group, 0) + int((module.weight == 0).sum())
-            totals[group] = totals.get(group, 0) + module.weight.numel()
+            weight = weight_of(module)
+            zeros[group] = zeros.get(group, 0) + int((weight == 0).sum())
+            totals[group] = totals.get(group, 0) + weight.numel()
         return {group: zeros[group] / totals[group] for group in totals}
 
     def stats(self) -> dict[str, float]:
@@ -329,7 +330,8 @@ def approximate_keep_masks(
         cuts = dict.fromkeys(scores, cut)
     masks = {}
     for name, s in scores.items():
-        keep = torch.ones_like(s, dtype=torch.bool) if cuts[name] is None else s > cuts[name]
+        cut = cuts[name]
+        keep = torch.ones_like(s, dtype=torch.bool) if cut is None else s > cut
         if distribution == "per_matrix" and abs(float(keep.float().mean()) - (1.0 - sparsity)) > 0.01:
             keep = keep_topk_mask(s, s.numel() - round(sparsity * s.numel()))
         masks[name] = keep

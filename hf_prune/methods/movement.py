@@ -48,8 +48,9 @@ from torch.nn.utils import parametrize
 
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
 from ..errors import CheckpointMismatchError
-from ..parametrize import MovementMask, all_reduce_grads_mean
+from ..parametrize import MovementMask, all_reduce_grads_mean, stored_tensor
 from ..schedules import cubic_sparsity
+from ..targets import weight_of
 from .base import ElementwiseMaskMethod, approximate_keep_masks, make_adam, pruned_masks_for_target
 
 
@@ -140,7 +141,7 @@ class MovementPruning(ElementwiseMaskMethod):
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
         for name, module in self.targets.items():
-            scores = self._initial_scores(module.weight.detach()).requires_grad_(True)
+            scores = self._initial_scores(weight_of(module).detach()).requires_grad_(True)
             mask = MovementMask(scores)
             parametrize.register_parametrization(module, "weight", mask)
             self.masks[name] = mask
@@ -172,8 +173,8 @@ class MovementPruning(ElementwiseMaskMethod):
         """The stored weight (before the mask), which the Trainer's optimizer updates."""
         module = self.targets[name]
         if parametrize.is_parametrized(module, "weight"):
-            return module.parametrizations.weight.original
-        return module.weight
+            return stored_tensor(module)
+        return weight_of(module)
 
     def stored_weight(self, name: str) -> torch.Tensor:
         # The zeros go in the stored weight: ``module.weight`` is recomputed from it on every access.
@@ -210,9 +211,14 @@ class MovementPruning(ElementwiseMaskMethod):
             return
         self._update_masks(step)
 
+    def _optimizer(self) -> torch.optim.Adam:
+        if self.score_optimizer is None:
+            raise RuntimeError("MovementPruning needs attach(model) before training or resuming.")
+        return self.score_optimizer
+
     def on_skipped_step(self) -> None:
         # The Trainer skipped its step (fp16 overflow): drop the scores' inf/nan gradients too.
-        self.score_optimizer.zero_grad(set_to_none=True)
+        self._optimizer().zero_grad(set_to_none=True)
 
     def _step_scores(self) -> None:
         scores = self.scores()
@@ -228,8 +234,8 @@ class MovementPruning(ElementwiseMaskMethod):
         # An overflowed fp16 step (the Trainer skips it) must not poison the scores either; one
         # reduction, so one host sync per step.
         if bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
-            self.score_optimizer.step()
-        self.score_optimizer.zero_grad(set_to_none=True)
+            self._optimizer().step()
+        self._optimizer().zero_grad(set_to_none=True)
 
     def _soft_penalty(self) -> torch.Tensor:
         terms = [torch.sigmoid(score).mean() for score in self.scores()]
@@ -243,6 +249,7 @@ class MovementPruning(ElementwiseMaskMethod):
         gives the mask a per-forward computation would, without a top-k in every micro-batch.
         """
         cfg = self.config
+        keep: dict[str, torch.Tensor | None]
         self.scheduled_sparsity = cubic_sparsity(step, 0.0, cfg.target_sparsity, self.begin_step, self.end_step)
         ramp = cubic_sparsity(step, 0.0, 1.0, self.begin_step, self.end_step)
         if cfg.variant == "hard":
@@ -253,7 +260,7 @@ class MovementPruning(ElementwiseMaskMethod):
                 # Sampled threshold, not an exact top-k: the cut moves every step, and an exact
                 # top-k over every matrix costs ~0.2 s a step on CPU for MiniLM (more than the
                 # rest of the method). finalize() makes the final cut exact.
-                keep = approximate_keep_masks(scores, self.scheduled_sparsity, cfg.sparsity_distribution)
+                keep = dict(approximate_keep_masks(scores, self.scheduled_sparsity, cfg.sparsity_distribution))
         else:
             self.penalty_lambda = cfg.soft_regularization * ramp
             threshold = ramp / (1.0 + math.exp(-cfg.soft_threshold))  # ramp * sigmoid(tau)
@@ -367,5 +374,5 @@ class MovementPruning(ElementwiseMaskMethod):
             if key.startswith("score_optim::"):
                 _, index, name = key.split("::", 2)
                 state.setdefault(int(index), {})[name] = value
-        groups = self.score_optimizer.state_dict()["param_groups"]
-        self.score_optimizer.load_state_dict({"state": state, "param_groups": groups})
+        groups = self._optimizer().state_dict()["param_groups"]
+        self._optimizer().load_state_dict({"state": state, "param_groups": groups})

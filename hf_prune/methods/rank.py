@@ -73,7 +73,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -82,8 +82,9 @@ from torch.nn.utils import parametrize
 from ..config import InvalidConfigError
 from ..factorization import FactorizedLinear, compiled_size, factorized_is_smaller, replace_module
 from ..measure import encoder_parameter_count, unique_numel
-from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean
+from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean, stored_tensor
 from ..schedules import linear_ramp
+from ..targets import weight_of
 from .base import PruningMethod
 from .rank_budget import compiled_params, fill_up, project_down
 from .rank_config import RankConfig
@@ -145,7 +146,7 @@ class RankPruning(PruningMethod):
             )
         self.model = model
         self.model_params_before = unique_numel(model.parameters())
-        self.shapes = {name: (m.in_features, m.out_features) for name, m in self.targets.items()}
+        self.shapes = {name: (weight_of(m).shape[1], weight_of(m).shape[0]) for name, m in self.targets.items()}
         prunable = sum(i * o for i, o in self.shapes.values())
         if self.config.budget_of == "encoder":
             self.denominator = encoder_parameter_count(model)
@@ -164,7 +165,7 @@ class RankPruning(PruningMethod):
                 left=self.config.stretch_left,
                 right=self.config.stretch_right,
                 log_alpha_init=self.config.log_alpha_init,
-                device=module.weight.device,
+                device=weight_of(module).device,
             )
             # unsafe=True skips torch's check forward, which (in training mode, taken from the
             # module) would draw gate noise and shift the RNG stream; shapes and dtypes match.
@@ -273,8 +274,9 @@ class RankPruning(PruningMethod):
             # Held: the task gradients the forward passes left on log_alpha are dropped.
             self.optimizer.zero_grad(set_to_none=True)
             return
+        warmup_step = self.warmup_step if self.warmup_step is not None else self.begin_step
         self.scheduled_sparsity = linear_ramp(
-            step, self.begin_step, self.warmup_step, self.initial_factored_sparsity, self.final_sparsity
+            step, self.begin_step, warmup_step, self.initial_factored_sparsity, self.final_sparsity
         )
         self._move_state_to_factors()
         lagrangian = self.lagrangian()
@@ -291,7 +293,7 @@ class RankPruning(PruningMethod):
     def _move_state_to_factors(self) -> None:
         """Follow the model if it moved to another device after attach (a no-op otherwise)."""
         for name, gates in self.gates.items():
-            device = self.targets[name].parametrizations.weight.original0.device
+            device = stored_tensor(self.targets[name], "original0").device
             if gates.log_alpha.device != device:
                 gates.log_alpha = self._relocate(gates.log_alpha, device)
         first = next(iter(self.gates.values())).log_alpha.device
@@ -387,7 +389,7 @@ class RankPruning(PruningMethod):
         added: int,
         revived: int,
     ) -> dict[str, Any]:
-        per_matrix = {}
+        per_matrix: dict[str, dict[str, Any]] = {}
         for name, (in_f, out_f) in self.shapes.items():
             per_matrix[name] = {
                 "rank": ranks[name],
@@ -428,13 +430,16 @@ class RankPruning(PruningMethod):
             raise RuntimeError("RankPruning.materialize() needs attach(model) first.")
         for name, module in list(self.targets.items()):
             gate = self.gates[name].frozen_gate
+            if gate is None:
+                raise RuntimeError(f"RankPruning.materialize(): the gates of {name!r} were not frozen.")
             keep = self.keep[name].nonzero().flatten()
             if factorized_is_smaller(*self.shapes[name], keep.numel()):
-                up = module.parametrizations.weight.original0.detach()
-                down = module.parametrizations.weight.original1.detach()
+                up = stored_tensor(module, "original0").detach()
+                down = stored_tensor(module, "original1").detach()
                 keep = keep.to(up.device)
                 z = gate.to(device=up.device, dtype=up.dtype)[keep]
-                bias = None if module.bias is None else module.bias.detach()
+                stored_bias = cast(torch.Tensor | None, module.bias)
+                bias = None if stored_bias is None else stored_bias.detach()
                 new: nn.Module = FactorizedLinear.from_factors(up[:, keep] * z, down[keep], bias)
                 new.train(module.training)
                 replace_module(self.model, name, new)

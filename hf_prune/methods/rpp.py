@@ -154,6 +154,8 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
         self._maybe_reweight(step)
         # Rebuilt every step (a few dozen entries): an optimizer can be replaced between runs.
         groups = _param_groups_by_param(optimizer)
+        if self.gamma is None:
+            raise RuntimeError("ReweightedProximalPruning.step() before begin(total_steps): call method.begin() first.")
         zeros = []
         thresholds = []
         for index, name in enumerate(self.targets):

@@ -89,6 +89,8 @@ def _extract_ground_truth(sdist_path: str, folder: str) -> None:
         with tarfile.open(fileobj=inner) as archive:
             for name in SUBSETS.values():
                 source = archive.extractfile(f"{FOLDER_NAME}/{name}")
+                if source is None:  # a directory or link where the sdist has a file
+                    raise DataUnavailableError(f"{FOLDER_NAME}/{name} in the vaderSentiment sdist is not a file.")
                 with open(os.path.join(staging, name), "wb") as target:
                     shutil.copyfileobj(source, target)
     if os.path.isdir(folder):  # another process finished first; its copy is identical
