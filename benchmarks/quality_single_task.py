@@ -132,9 +132,11 @@ def aggregate() -> list[dict]:
     steps = {r["steps"] for r in rows}
     lines.append(
         f"\nmovie snippets (8,057 train / 2,015 test), {MODEL}, steps {sorted(steps)}, batch 32, "
-        f"max length 64, lr 5e-5, seed 0; pruning ramp 10%-70% of steps (rank: budget ramp to 30%, "
-        f"gates frozen at 70%). Sparsity is read from the saved file: the fraction of zeros in the "
-        f"encoder Linear weights, or for rank the fraction of their parameters the factors remove."
+        f"max length 64, lr 5e-5, seed 0; pruning ramp 10%-70% of steps (rank: gates train from 10%, "
+        f"budget reached at 30%, gates frozen at 70%). Sparsity is read from the saved file: the fraction "
+        f"of zeros in the encoder Linear weights, or for rank the fraction of their parameters the factors "
+        f"remove. movement-init0: the paper's zero-initialised scores (hf_prune's default is "
+        f"score_init='magnitude')."
     )
     write_text("quality_single_task.md", "\n".join(lines) + "\n")
     _plot(rows)
