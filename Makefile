@@ -7,7 +7,7 @@ SETUP_STAMP := $(VENV)/.hf_prune_setup
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data demo test quality bench-overhead bench-quality bench-export clean
+.PHONY: setup data demo test quality bench-overhead bench-quality bench-export bench-rank-tuning clean
 
 setup: $(SETUP_STAMP)
 
@@ -41,6 +41,9 @@ bench-quality: data
 
 bench-export: data
 	$(BIN)/python benchmarks/export.py
+
+bench-rank-tuning: data
+	$(BIN)/python benchmarks/rank_tuning.py
 
 clean:
 	rm -rf outputs .pytest_cache
