@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,6 +39,22 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def short_run_args(output_dir: str, batch_size: int, max_steps: int, logging_steps: int = 10_000) -> TrainingArguments:
+    """TrainingArguments of the benchmarks' short runs: lr 5e-5, 10% warm-up, seed 0, no saving."""
+    return TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=batch_size,
+        max_steps=max_steps,
+        learning_rate=5e-5,
+        warmup_steps=0.1,
+        seed=0,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=logging_steps,
+        disable_tqdm=True,
+    )
 
 
 def write_json(name: str, payload) -> str:

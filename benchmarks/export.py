@@ -24,8 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-from common import MODEL, machine_info, median, write_json, write_text  # noqa: E402
-from transformers import TrainingArguments  # noqa: E402
+from common import MODEL, machine_info, median, short_run_args, write_json, write_text  # noqa: E402
 
 from hf_prune import MagnitudeConfig, MovementConfig, RankConfig, RPPConfig, load_pruned  # noqa: E402
 from hf_prune.measure import folder_bytes  # noqa: E402
@@ -83,18 +82,7 @@ def main() -> None:
 
     rows = []
     for method, target, config, formats in configs():
-        args = TrainingArguments(
-            output_dir=os.path.join(work, "ckpt"),
-            per_device_train_batch_size=32,
-            max_steps=options.steps,
-            learning_rate=5e-5,
-            warmup_steps=0.1,
-            seed=0,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=10_000,
-            disable_tqdm=True,
-        )
+        args = short_run_args(os.path.join(work, "ckpt"), batch_size=32, max_steps=options.steps)
         trainer = run.trainer(args, config)
         trainer.train()
         for export_format in formats:

@@ -20,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MODEL, StepTimer, machine_info, median, write_json, write_text  # noqa: E402
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments  # noqa: E402
+from common import MODEL, StepTimer, machine_info, median, short_run_args, write_json, write_text  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
 from hf_prune import MagnitudeConfig, MovementConfig, PruningTrainer, RankConfig, RPPConfig  # noqa: E402
 from hf_prune.pretrained import resolve_model_path  # noqa: E402
@@ -76,18 +76,7 @@ def main() -> None:
         for name in order:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
             with tempfile.TemporaryDirectory() as tmp:
-                args = TrainingArguments(
-                    output_dir=tmp,
-                    per_device_train_batch_size=BATCH,
-                    max_steps=options.steps,
-                    learning_rate=5e-5,
-                    warmup_steps=0.1,
-                    seed=0,
-                    report_to="none",
-                    save_strategy="no",
-                    logging_steps=10_000,
-                    disable_tqdm=True,
-                )
+                args = short_run_args(tmp, batch_size=BATCH, max_steps=options.steps)
                 trainer = PruningTrainer(model=model, args=args, train_dataset=data, pruning=VARIANTS[name]())
                 method = trainer.pruning_method
                 timer = StepTimer(

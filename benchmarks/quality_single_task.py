@@ -1,11 +1,11 @@
-"""Accuracy vs. sparsity on the movie-snippet task: RPP vs. magnitude (NIP) vs. dense.
+"""Accuracy vs. sparsity on the movie-snippet task: RPP, magnitude (NIP), movement and rank vs. dense.
 
 Same model (all-MiniLM-L6-v2), data split, steps and seed for every row; sparsity is measured
 from each run's saved safetensors file, not from the schedule. Each row is cached as its own
 JSON under results/quality_single_task_rows/ as soon as it finishes, so the run can be split
 across sessions (rows already there are skipped; --force reruns them).
 
-    python benchmarks/quality_single_task.py                       # all rows (~70 min on 2 cores)
+    python benchmarks/quality_single_task.py                       # all rows (~10 min each, ~2.5 h on 2 cores)
     python benchmarks/quality_single_task.py --methods rpp --sparsities 0.8
 
 Writes results/quality_single_task.json (list of rows), .md and .png.

@@ -22,8 +22,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import MODEL, RESULTS_DIR, machine_info, write_json, write_text  # noqa: E402
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments  # noqa: E402
+from common import MODEL, RESULTS_DIR, machine_info, short_run_args, write_json, write_text  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
 from hf_prune import PruningTrainer, RankConfig  # noqa: E402
 from hf_prune.pretrained import resolve_model_path  # noqa: E402
@@ -38,18 +38,7 @@ def run(path: str, data, gate_lr: float, lagrangian_lr: float) -> dict:
         target_params_fraction=BUDGET, gate_learning_rate=gate_lr, lagrangian_learning_rate=lagrangian_lr
     )
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(
-            output_dir=tmp,
-            per_device_train_batch_size=BATCH,
-            max_steps=STEPS,
-            learning_rate=5e-5,
-            warmup_steps=0.1,
-            seed=0,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=15,
-            disable_tqdm=True,
-        )
+        args = short_run_args(tmp, batch_size=BATCH, max_steps=STEPS, logging_steps=15)
         trainer = PruningTrainer(model=model, args=args, train_dataset=data, pruning=config)
         trainer.train()
     report = trainer.pruning_method.final_report or {}

@@ -38,6 +38,7 @@ from torch import nn
 
 from .common import ExportFormatError, dtype_name, parse_dtype, save_tensors, storage_state_dict
 from .factored import factored_modules
+from .standalone_loader import unpack_mask  # one decoder for hf_prune and the copy in exports
 
 WEIGHTS_FILE_NAME = "model.compact.safetensors"
 BIT_ORDER = "little"  # recorded in the manifest; a future layout could change it
@@ -61,17 +62,6 @@ def pack_mask(mask: torch.Tensor) -> torch.Tensor:
     groups = padded.view(-1, 8) << _BIT_SHIFTS.to(flat.device)
     # The eight shifted bits never overlap, so a uint8 sum is an exact bitwise OR.
     return groups.sum(dim=1, dtype=torch.uint8)
-
-
-def unpack_mask(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    """Inverse of :func:`pack_mask`: the first ``numel`` flags as a flat boolean tensor.
-
-    Example:
-        >>> unpack_mask(torch.tensor([9, 1], dtype=torch.uint8), 9).nonzero().flatten().tolist()
-        [0, 3, 8]
-    """
-    bits = (packed.view(-1, 1) >> _BIT_SHIFTS.to(packed.device)) & 1
-    return bits.flatten()[:numel].bool()
 
 
 def encode_tensor(weight: torch.Tensor) -> dict[str, torch.Tensor]:

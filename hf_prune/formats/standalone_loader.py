@@ -58,7 +58,7 @@ class FactorizedLinear(nn.Module):
 
 def unpack_mask(packed: torch.Tensor, numel: int) -> torch.Tensor:
     """The first ``numel`` flags of a little-endian bit-packed ``uint8`` mask, as booleans."""
-    bits = (packed.view(-1, 1) >> torch.arange(8, dtype=torch.uint8)) & 1
+    bits = (packed.view(-1, 1) >> torch.arange(8, dtype=torch.uint8, device=packed.device)) & 1
     return bits.flatten()[:numel].bool()
 
 

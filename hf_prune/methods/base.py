@@ -331,15 +331,17 @@ def approximate_keep_masks(
     masks = {}
     for name, s in scores.items():
         cut = cuts[name]
-        keep = torch.ones_like(s, dtype=torch.bool) if cut is None else s > cut
-        if distribution == "per_matrix" and abs(float(keep.float().mean()) - (1.0 - sparsity)) > 0.01:
-            keep = keep_topk_mask(s, s.numel() - round(sparsity * s.numel()))
-        masks[name] = keep
+        masks[name] = torch.ones_like(s, dtype=torch.bool) if cut is None else s > cut
+    # Kept counts of all matrices in one transfer (one host sync per step on an accelerator).
+    kept = torch.stack([m.sum() for m in masks.values()]).tolist()
+    sizes = [s.numel() for s in scores.values()]
     if distribution != "per_matrix":
-        kept = sum(int(m.sum()) for m in masks.values())
-        total = sum(s.numel() for s in scores.values())
-        if abs(kept / max(total, 1) - (1.0 - sparsity)) > 0.01:
+        if abs(sum(kept) / max(sum(sizes), 1) - (1.0 - sparsity)) > 0.01:
             masks = {name: ~p for name, p in pruned_masks_for_target(scores, sparsity, distribution).items()}
+        return masks
+    for (name, s), count, size in zip(scores.items(), kept, sizes):
+        if abs(count / size - (1.0 - sparsity)) > 0.01:
+            masks[name] = keep_topk_mask(s, size - round(sparsity * size))
     return masks
 
 
