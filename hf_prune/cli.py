@@ -2,16 +2,17 @@
 
     hf-prune train recipes/movie_sentiment_rpp.yaml [--set pruning.target_sparsity=0.9 ...]
     hf-prune report outputs/demo            # sparsity read from the saved weights
-    hf-prune methods                        # registered methods
+    hf-prune methods                        # registered methods and the formats each exports to
+    hf-prune formats [--markdown]           # registered export formats
     hf-prune fetch-data                     # fetch the offline datasets into the cache
 
 Example:
     >>> main(["methods"])
-    frozen
-    magnitude
-    movement
-    rank
-    rpp
+    frozen      formats: dense, compact
+    magnitude   formats: dense, compact
+    movement    formats: dense, compact
+    rank        formats: dense, factored
+    rpp         formats: dense, compact
     0
 """
 
@@ -47,10 +48,18 @@ def _train(args: argparse.Namespace) -> int:
     recipe = Recipe.from_yaml(args.recipe, overrides)
     results = run_recipe(recipe)
     print(format_results(results))
-    print(
-        f"\nPruned model saved to {recipe.output_dir} (loads with AutoModelForSequenceClassification.from_pretrained)"
-    )
+    print(f"\nPruned model saved to {recipe.output_dir}; {_how_to_load(recipe.output_dir, recipe.export_format)}")
     return 0
+
+
+def _how_to_load(path: str, format_name: str) -> str:
+    """The loading line for an export of ``format_name`` (from the format registry)."""
+    from .formats import get_format
+
+    without = get_format(format_name).loads_without_hf_prune.replace("AutoModel*", "AutoModelForSequenceClassification")
+    return (
+        f"load it with hf_prune.load_pruned({path!r}), or without hf_prune with {without.replace('path', repr(path))}"
+    )
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -73,9 +82,24 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from .registry import available_methods
+    from .formats import formats_for
+    from .registry import available_methods, get_method_class
 
-    print("\n".join(available_methods()))
+    for name in available_methods():
+        formats = formats_for(get_method_class(name).weight_structure)
+        print(f"{name:<11} formats: {', '.join(formats)}")
+    return 0
+
+
+def _formats(args: argparse.Namespace) -> int:
+    from .formats import available_formats, format_table, get_format
+
+    if args.markdown:
+        print(format_table())
+        return 0
+    for name in available_formats():
+        spec = get_format(name)
+        print(f"{name:<9} {spec.description}; for {', '.join(sorted(spec.structures))} methods")
     return 0
 
 
@@ -98,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("path")
     report.set_defaults(handler=_report)
     sub.add_parser("methods", help="List the registered pruning methods.").set_defaults(handler=_methods)
+    formats = sub.add_parser("formats", help="List the registered export formats.")
+    formats.add_argument("--markdown", action="store_true", help="Print the table the README shows.")
+    formats.set_defaults(handler=_formats)
     sub.add_parser("fetch-data", help="Fetch the offline datasets into the cache.").set_defaults(handler=_fetch_data)
     return parser
 

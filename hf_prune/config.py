@@ -20,8 +20,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from .errors import InvalidConfigError
+from .registry import get_config_class
 
 CONFIG_FILE_NAME = "hf_prune_config.json"
+# Recorded in every saved config file. Bumped when a field is renamed or changes meaning; files
+# without it are version 0 (hf_prune 0.1.0). A newer file is refused, never misread.
+CONFIG_VERSION = 1
+_VERSION_KEY = "hf_prune_config_version"
 
 
 def _type_matches(value: Any, annotation: Any) -> bool:
@@ -86,6 +91,9 @@ class PruningConfig:
     """
 
     method: ClassVar[str] = ""
+    # Old field name -> new name, for fields renamed since an earlier layout: files written
+    # before the rename still load; user input with an old name gets an error naming the new one.
+    legacy_field_names: ClassVar[dict[str, str]] = {}
 
     include: list[str] | None = field(
         default=None, metadata={"help": "Regexes (re.search) selecting the modules to prune."}
@@ -123,8 +131,6 @@ class PruningConfig:
 
         Unknown keys raise :class:`InvalidConfigError` naming them, rather than being dropped.
         """
-        from .registry import get_config_class
-
         data = dict(data)
         method = data.pop("method", None) or cls.method
         if not method:
@@ -138,25 +144,54 @@ class PruningConfig:
         known = {f.name for f in fields(config_class)}
         unknown = sorted(set(data) - known)
         if unknown:
+            renamed = {
+                key: config_class.legacy_field_names[key] for key in unknown if key in config_class.legacy_field_names
+            }
+            hint = "".join(f" {old!r} is now called {new!r}." for old, new in renamed.items())
             raise InvalidConfigError(
-                f"Unknown field(s) {unknown} for {config_class.__name__}; valid fields: {sorted(known)}."
+                f"Unknown field(s) {unknown} for {config_class.__name__}; valid fields: {sorted(known)}.{hint}"
             )
         return config_class(**data)
 
     def save(self, directory: str | os.PathLike[str]) -> str:
-        """Write the config as JSON into ``directory``; returns the file path."""
+        """Write the config as JSON into ``directory`` (with the layout version); returns the path."""
         path = os.path.join(directory, CONFIG_FILE_NAME)
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
+            json.dump({_VERSION_KEY: CONFIG_VERSION, **self.to_dict()}, handle, indent=2, sort_keys=True)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PruningConfig:
-        """Read a config saved by :meth:`save` (a directory or the JSON file itself)."""
+        """Read a config saved by :meth:`save` (a directory or the JSON file itself).
+
+        Files from older layouts are read with renamed fields mapped to their new names; a file
+        from a newer hf_prune is refused.
+
+        Example:
+            >>> import json, tempfile
+            >>> from hf_prune import MagnitudeConfig
+            >>> folder = tempfile.mkdtemp(); _ = MagnitudeConfig(target_sparsity=0.5).save(folder)
+            >>> PruningConfig.load(folder).target_sparsity
+            0.5
+        """
         if os.path.isdir(path):
             path = os.path.join(path, CONFIG_FILE_NAME)
         with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(json.load(handle))
+            try:
+                data = json.load(handle)
+            except json.JSONDecodeError as err:
+                raise InvalidConfigError(f"{path} is not valid JSON ({err}); save the config again.") from None
+        if not isinstance(data, dict):
+            raise InvalidConfigError(f"{path} holds {type(data).__name__}, not a pruning config object.")
+        version = data.pop(_VERSION_KEY, 0)
+        if not isinstance(version, int) or version > CONFIG_VERSION:
+            raise InvalidConfigError(
+                f"{path} was written with config layout version {version!r}, newer than this hf_prune reads "
+                f"({CONFIG_VERSION}); upgrade hf_prune (pip install -U hf_prune)."
+            )
+        if version < CONFIG_VERSION:
+            data = _renamed_to_current(data)
+        return cls.from_dict(data)
 
 
 @dataclass
@@ -212,3 +247,12 @@ class ScheduledSparsityConfig(PruningConfig):
         begin = self.begin_step if self.begin_step is not None else round(self.begin_fraction * total_steps)
         end = self.end_step if self.end_step is not None else round(self.end_fraction * total_steps)
         return begin, max(begin, end)
+
+
+def _renamed_to_current(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` from an older config file, with each renamed field under its current name."""
+    method = data.get("method")
+    if not isinstance(method, str):
+        return data
+    renames = get_config_class(method).legacy_field_names
+    return {renames.get(key, key): value for key, value in data.items()}

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -73,21 +75,6 @@ class FactorizedLinear(nn.Module):
         down = (root[:, None] * vh[:rank]).to(linear.weight.dtype)
         return cls.from_factors(up, down, None if linear.bias is None else linear.bias.detach())
 
-    def to_dense(self) -> nn.Linear:
-        """The equivalent single ``nn.Linear`` (weight ``up @ down``)."""
-        dense = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.up.bias is not None,
-            device=self.up.weight.device,
-            dtype=self.up.weight.dtype,
-        )
-        with torch.no_grad():
-            dense.weight.copy_(self.up.weight @ self.down.weight)
-            if self.up.bias is not None:
-                dense.bias.copy_(self.up.bias)
-        return dense
-
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
 
@@ -121,3 +108,32 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
     old = getattr(parent, child)
     setattr(parent, child, new)
     return old
+
+
+def factored_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """``{module name: {in_features, out_features, rank, bias}}`` of every FactorizedLinear."""
+    return {
+        name: {
+            "in_features": module.in_features,
+            "out_features": module.out_features,
+            "rank": module.rank,
+            "bias": module.up.bias is not None,
+        }
+        for name, module in model.named_modules()
+        if isinstance(module, FactorizedLinear)
+    }
+
+
+@torch.no_grad()
+def densified_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` with each FactorizedLinear's factors replaced by ``up @ down``."""
+    state = model.state_dict()
+    for name, module in model.named_modules():
+        if not isinstance(module, FactorizedLinear):
+            continue
+        for key in [f"{name}.down.weight", f"{name}.up.weight", f"{name}.up.bias"]:
+            state.pop(key, None)
+        state[f"{name}.weight"] = module.up.weight @ module.down.weight
+        if module.up.bias is not None:
+            state[f"{name}.bias"] = module.up.bias.detach()
+    return state

@@ -3,28 +3,24 @@
 Sparsity promises are checked against the saved files, not against the schedule.
 
 Example:
-    >>> import torch
-    >>> tensor_sparsity(torch.tensor([0.0, 1.0, 0.0, 2.0]))
-    0.5
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 1))
+    >>> parameter_counts(model, {"0": model[0]})["pruned_matrices"]
+    8
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from safetensors import safe_open
 from torch import nn
 
-from .targets import _backbone
-
-
-def tensor_sparsity(tensor: torch.Tensor) -> float:
-    """Fraction of exact zeros."""
-    return float((tensor == 0).sum()) / max(tensor.numel(), 1)
+from .targets import _backbone, weight_of
 
 
 def read_safetensors(folder: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -41,27 +37,12 @@ def read_safetensors(folder: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def saved_sparsity(folder: str | os.PathLike[str], weight_names: Iterable[str]) -> dict[str, float]:
-    """Sparsity of the named weights as stored in ``folder``'s safetensors files.
+def parameter_counts(model: nn.Module, targets: Mapping[str, nn.Module] | None = None) -> dict[str, int]:
+    """Total, non-zero, and pruned-matrix parameter counts of ``model`` (shared tensors once).
 
-    Returns ``{"pruned": ..., "model": ...}``: zeros over the named weights, and zeros over every
-    stored floating-point tensor (embeddings included).
+    ``targets`` (a method's ``targets``) are the pruned modules; ``pruned_matrices`` counts their
+    weights as the model computes them (a parametrized weight counts at its dense size).
     """
-    tensors = read_safetensors(folder)
-    names = list(weight_names)
-    missing = [n for n in names if n not in tensors]
-    if missing:
-        raise KeyError(f"{len(missing)} pruned weights are not in {folder} (e.g. {missing[:3]}).")
-    zeros = sum(int((tensors[n] == 0).sum()) for n in names)
-    total = sum(tensors[n].numel() for n in names)
-    floats = [t for t in tensors.values() if t.is_floating_point()]
-    model_zeros = sum(int((t == 0).sum()) for t in floats)
-    model_total = sum(t.numel() for t in floats)
-    return {"pruned": zeros / max(total, 1), "model": model_zeros / max(model_total, 1)}
-
-
-def parameter_counts(model: nn.Module, weight_names: Iterable[str] = ()) -> dict[str, int]:
-    """Total, non-zero, and pruned-matrix parameter counts of ``model`` (shared tensors once)."""
     seen: set[int] = set()
     total = nonzero = 0
     for param in model.parameters():
@@ -70,8 +51,7 @@ def parameter_counts(model: nn.Module, weight_names: Iterable[str] = ()) -> dict
         seen.add(id(param))
         total += param.numel()
         nonzero += int((param != 0).sum())
-    params = dict(model.named_parameters(remove_duplicate=False))
-    pruned_total = sum(params[n].numel() for n in weight_names)
+    pruned_total = sum(weight_of(module).numel() for module in (targets or {}).values())
     return {"total": total, "nonzero": nonzero, "pruned_matrices": pruned_total}
 
 

@@ -105,16 +105,17 @@ class Recipe:
 
     def check(self) -> None:
         """Validate everything cheap to validate, so bad input fails before training."""
-        from .export import EXPORT_FORMATS
+        from .formats import check_format_fits
+        from .registry import get_method_class
         from .tasks import TASKS, available_tasks
 
-        if self.export_format not in EXPORT_FORMATS:
-            raise InvalidConfigError(
-                f"export_format={self.export_format!r} is not a format; choose one of {list(EXPORT_FORMATS)}."
-            )
         if self.task not in TASKS:
             raise InvalidConfigError(f"Unknown task {self.task!r}; available tasks: {available_tasks()}.")
-        self.pruning_config()
+        config = self.pruning_config()
+        try:  # a format that cannot store the method's result would only fail after training
+            check_format_fits(self.export_format, get_method_class(config.method).weight_structure, config.method)
+        except ValueError as err:
+            raise InvalidConfigError(f"export_format in recipe {self.name!r}: {err}") from None
         try:
             self.training_arguments(self.work_dir("checkpoints"))
         except (TypeError, ValueError) as err:

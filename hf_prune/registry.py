@@ -22,11 +22,16 @@ _REGISTRY: dict[str, tuple[type[PruningConfig], type[PruningMethod]]] = {}
 
 
 def register_method(config_class: type[PruningConfig], method_class: type[PruningMethod]) -> None:
-    """Register a method under ``config_class.method``; a name can be registered only once."""
+    """Register a method under ``config_class.method``; a name can be registered only once.
+
+    Each method module registers itself when imported (``hf_prune.methods`` imports the
+    built-in ones), so nothing here imports the methods. Re-registering the same classes (a module
+    reloaded with ``importlib.reload``) replaces the entry.
+    """
     name = config_class.method
     if not name:
         raise ValueError(f"{config_class.__name__}.method is empty; set a class-level name.")
-    if name in _REGISTRY:
+    if name in _REGISTRY and not _same_classes(_REGISTRY[name], (config_class, method_class)):
         raise DuplicateMethodError(
             f"A pruning method named {name!r} is already registered "
             f"({_REGISTRY[name][1].__name__}); choose another name."
@@ -34,9 +39,11 @@ def register_method(config_class: type[PruningConfig], method_class: type[Prunin
     _REGISTRY[name] = (config_class, method_class)
 
 
-def _lookup(name: str) -> tuple[type[PruningConfig], type[PruningMethod]]:
-    from . import methods  # noqa: F401  (importing registers the built-in methods)
+def _same_classes(old: tuple[type, type], new: tuple[type, type]) -> bool:
+    return all((a.__module__, a.__qualname__) == (b.__module__, b.__qualname__) for a, b in zip(old, new))
 
+
+def _lookup(name: str) -> tuple[type[PruningConfig], type[PruningMethod]]:
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -57,6 +64,4 @@ def get_method_class(name: str) -> type[PruningMethod]:
 
 def available_methods() -> list[str]:
     """Sorted names of every registered method."""
-    from . import methods  # noqa: F401
-
     return sorted(_REGISTRY)

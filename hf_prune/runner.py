@@ -92,4 +92,6 @@ class TaskRun:
         metrics = trainer.evaluate()
         if trainer.model is None:
             raise RuntimeError("The trainer lost its model during training.")
-        return RunOutcome(trainer, metrics, seconds, parameter_counts(trainer.model))
+        method = trainer.pruning_method
+        targets = method.targets if method is not None else None
+        return RunOutcome(trainer, metrics, seconds, parameter_counts(trainer.model, targets))

@@ -56,9 +56,24 @@ def weight_of(module: nn.Module) -> torch.Tensor:
     return cast(torch.Tensor, module.weight)
 
 
+def _inside_layer_stacks(model: nn.Module) -> set[int]:
+    """Ids of the modules inside an ``nn.ModuleList`` (the repeated encoder layers)."""
+    inside: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList):
+            inside.update(id(m) for m in module.modules() if m is not module)
+    return inside
+
+
 def candidate_modules(model: nn.Module, include_embeddings: bool = False) -> dict[str, nn.Module]:
-    """Every module that could be pruned, by full name, in model order."""
+    """Every module that could be pruned, by full name, in model order.
+
+    When the model is its own ``base_model`` (a bare encoder, or a custom class whose head sits
+    beside its layers) there is no backbone boundary to keep heads out, so only Linear layers
+    inside the repeated layer stack (an ``nn.ModuleList``) are candidates.
+    """
     base, prefix = _backbone(model)
+    in_stack = _inside_layer_stacks(model) if base is model else None
     candidates: dict[str, nn.Module] = {}
     get_embeddings = getattr(model, "get_input_embeddings", None)
     embedding = get_embeddings() if include_embeddings and callable(get_embeddings) else None
@@ -70,6 +85,8 @@ def candidate_modules(model: nn.Module, include_embeddings: bool = False) -> dic
         elif isinstance(module, nn.Linear) and not _NON_ENCODER_PARTS.search(name):
             if name.split(".")[0].startswith("embeddings") and not include_embeddings:
                 continue  # e.g. ELECTRA's embeddings_project counts as part of the embeddings
+            if in_stack is not None and id(module) not in in_stack:
+                continue  # a head (classifier, lm_head) of a model that is its own base_model
             candidates[full_name] = module
     return candidates
 

@@ -1,72 +1,112 @@
 """PruningTrainer: a ``transformers.Trainer`` that also takes a pruning config.
 
-Without ``pruning`` it is a plain Trainer. With it, it adds a :class:`PruningCallback`, puts the
+Its behaviour lives in :class:`PruningTrainerMixin`, so it composes with any other ``Trainer``
+subclass (``class MyTrainer(PruningTrainerMixin, MyOwnTrainer)``); ``PruningTrainer`` is the mixin
+over the stock ``Trainer``. Without ``pruning`` it is a plain Trainer. With it, it adds a
+:class:`PruningCallback`, attaches a fresh method to every model ``model_init`` builds (before
+the optimizer, so hyper-parameter searches work, over sparsity targets too), puts the
 ``prune/*`` scalars into every training log (before any reporting integration sees it), passes
 the resume folder to the callback, and can save the pruned model. The loss is untouched: methods
 with a penalty apply its gradient to their own tensors in ``step()``, which is what lets a stock
-Trainer + callback behave identically. It overrides only public Trainer hooks.
+Trainer + callback behave identically.
+
+It overrides public Trainer methods only (``train``, ``log``, ``save_model``,
+``call_model_init``). One detail it relies on: the Trainer saves each checkpoint's model
+through ``save_model(checkpoint_folder, _internal_call=True)`` before rotating or pushing it;
+``tests/test_trainer_composition.py`` pins that.
 
 Example:
     >>> from hf_prune import PruningTrainer, RPPConfig
     >>> # trainer = PruningTrainer(model=model, args=args, train_dataset=ds,
     >>> #                          pruning=RPPConfig(target_sparsity=0.8))
     >>> # trainer.train(); trainer.save_pruned("out/")
+    >>> # hyper-parameter search over the target: model_init + a function of the trial (the object
+    >>> # model_init gets: an optuna Trial, a dict for ray / wandb, None outside a search):
+    >>> # PruningTrainer(model_init=make_model, args=args, train_dataset=ds, pruning=lambda trial:
+    >>> #     RPPConfig(target_sparsity=trial.suggest_float("target_sparsity", 0.5, 0.9) if trial else 0.8))
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
+from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
-from .callback import PruningCallback
+from .callback import PruningCallback, PruningSpec
 from .checkpointing import save_method_state
-from .config import PruningConfig
 from .export import save_pruned
 from .methods import PruningMethod
 
 
-class PruningTrainer(Trainer):
-    """``Trainer`` plus pruning; every Trainer argument works as usual.
+class PruningTrainerMixin:
+    """Pruning for any ``Trainer`` subclass; put it first in the bases.
 
     Args:
-        pruning: A pruning config (``RPPConfig``, ``MagnitudeConfig``, ...) or method object;
-            ``None`` gives a plain Trainer.
-        *args, **kwargs: Passed to ``transformers.Trainer``.
+        pruning: A pruning config (``RPPConfig``, ``MagnitudeConfig``, ...), a method object, or a
+            function ``trial -> config`` (see :class:`PruningCallback`); ``None`` leaves the
+            Trainer as it is.
+        *args, **kwargs: Passed to the Trainer.
+
+    Example:
+        >>> from transformers import Trainer
+        >>> class MyTrainer(Trainer):
+        ...     pass
+        >>> class MyPruningTrainer(PruningTrainerMixin, MyTrainer):
+        ...     pass
+        >>> [cls.__name__ for cls in MyPruningTrainer.__mro__[:3]]
+        ['MyPruningTrainer', 'PruningTrainerMixin', 'MyTrainer']
     """
 
-    def __init__(self, *args: Any, pruning: PruningConfig | PruningMethod | None = None, **kwargs: Any) -> None:
-        self.pruning_callback = PruningCallback(pruning) if pruning is not None else None
-        if self.pruning_callback is not None:
-            self.pruning_callback.inject_logs = False
-            self.pruning_callback.save_state_on_save = False
+    # Declared for type checkers; the Trainer provides these.
+    args: Any
+    model: Any
+    accelerator: Any
+    processing_class: Any
+    state: Any
+
+    def __init__(self, *args: Any, pruning: PruningSpec | None = None, **kwargs: Any) -> None:
+        self.pruning_callback: PruningCallback | None = None
+        if pruning is not None:
+            self.pruning_callback = PruningCallback(pruning, log_stats=False, save_state_on_save=False)
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.pruning_callback]
         super().__init__(*args, **kwargs)
 
     @property
     def pruning_method(self) -> PruningMethod | None:
+        """The method pruning the current model (``None`` without pruning)."""
         return self.pruning_callback.method if self.pruning_callback is not None else None
 
-    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+    def call_model_init(self, trial: Any = None) -> nn.Module:
+        # A fresh method for every model model_init builds, attached before the Trainer builds the
+        # optimizer, so parameters the method adds (rank pruning's factors) are trained.
+        model = super().call_model_init(trial)  # type: ignore[misc]
+        if self.pruning_callback is not None:
+            self.pruning_callback.attach(model, trial)
+        return model
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
         if self.pruning_callback is not None and resume_from_checkpoint:
             folder = resume_from_checkpoint
             if folder is True:
                 folder = get_last_checkpoint(self.args.output_dir)  # Trainer raises if None
             self.pruning_callback.resume_from_checkpoint = folder
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        return super().train(resume_from_checkpoint, *args, **kwargs)  # type: ignore[misc]
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if self.pruning_callback is not None and "loss" in logs:
             logs.update(self.pruning_callback.prefixed_stats())
-        super().log(logs, start_time)
+        super().log(logs, *args, **kwargs)  # type: ignore[misc]
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        super().save_model(output_dir, _internal_call)
-        # Inside _save_checkpoint this runs first, before rotation and Hub pushes: the
-        # checkpoint is complete (weights + pruning state) by the time anything else sees it.
-        if _internal_call and self.pruning_method is not None and self.args.should_save:
+        super().save_model(output_dir, _internal_call)  # type: ignore[misc]
+        # Inside checkpointing (the Trainer passes the checkpoint folder) this runs first, before
+        # rotation and Hub pushes: the checkpoint is complete (weights + pruning state) by the time
+        # anything else sees it. push_to_hub's own call (no folder) gets no resume state.
+        if _internal_call and output_dir is not None and self.pruning_method is not None and self.args.should_save:
             save_method_state(self.pruning_method, str(output_dir or self.args.output_dir))
 
     def save_pruned(self, output_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
@@ -78,19 +118,53 @@ class PruningTrainer(Trainer):
         Example:
             >>> # report = trainer.save_pruned("outputs/pruned", format="compact")
         """
-        if self.pruning_method is None:
-            raise ValueError("This PruningTrainer has no pruning config; nothing pruned to save.")
+        method = self.pruning_method
+        if method is None:
+            raise ValueError("This trainer has no pruning config; nothing pruned to save.")
         report = None
         if self.args.should_save:
             report = save_pruned(
                 self.accelerator.unwrap_model(self.model),
                 output_dir,
-                self.pruning_method,
+                method,
                 processing_class=self.processing_class,
                 **kwargs,
             )
         else:
-            self.pruning_method.finalize()
-            self.pruning_method.materialize()
+            method.finalize()
+            method.materialize()
         self.accelerator.wait_for_everyone()
         return report
+
+
+class PruningTrainer(PruningTrainerMixin, Trainer):
+    """``Trainer`` plus pruning; every Trainer argument works as usual.
+
+    Args:
+        pruning: A pruning config (``RPPConfig``, ``MagnitudeConfig``, ...), a method object, or a
+            function ``trial -> config``; ``None`` gives a plain Trainer.
+        *args, **kwargs: Passed to ``transformers.Trainer``.
+
+    Example:
+        >>> import inspect
+        >>> list(inspect.signature(PruningTrainer).parameters)[:2], "pruning" in inspect.signature(PruningTrainer).parameters
+        (['model', 'args'], True)
+    """
+
+    def __init__(self, *args: Any, pruning: PruningSpec | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, pruning=pruning, **kwargs)
+
+
+def _signature_with_pruning(base: type) -> inspect.Signature:
+    """``base.__init__``'s signature plus the keyword-only ``pruning`` (for help() and IDEs)."""
+    signature = inspect.signature(getattr(base, "__init__"))  # noqa: B009  (mypy: no __init__ on instances)
+    parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    pruning = inspect.Parameter(
+        "pruning", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="PruningSpec | None"
+    )
+    tail = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    return signature.replace(parameters=[*parameters, pruning, *tail])
+
+
+# help(PruningTrainer) and IDEs show every Trainer argument, not just *args/**kwargs.
+PruningTrainer.__init__.__signature__ = _signature_with_pruning(Trainer)  # type: ignore[attr-defined]

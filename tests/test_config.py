@@ -83,8 +83,12 @@ def test_from_dict_rejects_unknown_fields_and_methods():
 
 def test_registry_refuses_duplicates():
     assert {"rpp", "magnitude", "frozen"} <= set(available_methods())
+    class OtherMagnitude(MagnitudePruning):
+        pass
+
     with pytest.raises(DuplicateMethodError, match="magnitude"):
-        register_method(MagnitudeConfig, MagnitudePruning)
+        register_method(MagnitudeConfig, OtherMagnitude)
+    register_method(MagnitudeConfig, MagnitudePruning)  # the same classes again (a reload): accepted
 
 
 def test_create_method_checks_config_type():

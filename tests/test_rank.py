@@ -102,7 +102,7 @@ def test_lagrangian_has_gradients_on_every_gate_even_while_capped_at_dense():
 
 def test_training_moves_expected_sparsity_toward_the_target():
     config = RankConfig(
-        target_params_fraction=0.5, gate_learning_rate=0.1, lagrangian_learning_rate=0.05, warmup_steps=15, end_step=100
+        target_params_fraction=0.5, gate_learning_rate=0.1, lagrangian_learning_rate=0.05, warmup_end_step=15, end_step=100
     )
     model, method = _attached(config)
     method.begin(100)
@@ -116,7 +116,7 @@ def test_training_moves_expected_sparsity_toward_the_target():
         method.step(step, optimizer)
         seen.append(method.stats())
         assert all(g.log_alpha.grad is None for g in method.gates.values())  # zeroed after each step
-    assert method.begin_step == 10  # begin_fraction 0.1 of 100 steps: held until then
+    assert method.schedule.begin == 10  # begin_fraction 0.1 of 100 steps: held until then
     assert all(s["lambda1"] == 0 == s["lambda2"] and s["gate_prob_mean"] == seen[0]["gate_prob_mean"] for s in seen[:9])
     # The target ramps from the full-rank factors' (negative) factored sparsity to the budget.
     assert seen[9]["scheduled_sparsity"] == pytest.approx(method.initial_factored_sparsity) and (
@@ -268,7 +268,7 @@ def test_resume_mid_schedule_gives_the_same_final_weights(tmp_path, dataset):
 
 
 def test_state_round_trips_through_a_checkpoint_folder(tmp_path):
-    model, method = _attached(RankConfig(warmup_steps=2, end_step=3))
+    model, method = _attached(RankConfig(warmup_end_step=2, end_step=3))
     method.begin(5)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for step in range(1, 5):
@@ -277,7 +277,7 @@ def test_state_round_trips_through_a_checkpoint_folder(tmp_path):
         optimizer.zero_grad()
         method.step(step, optimizer)
     save_method_state(method, tmp_path)
-    _, fresh = _attached(RankConfig(warmup_steps=2, end_step=3), model=tiny_bert(seed=3))
+    _, fresh = _attached(RankConfig(warmup_end_step=2, end_step=3), model=tiny_bert(seed=3))
     load_method_state(fresh, tmp_path)
     assert fresh.frozen and fresh.final_report == method.final_report
     assert fresh.stats() == method.stats()
@@ -328,14 +328,14 @@ def test_unreachable_budget_fails_before_training(tmp_path, dataset, budget_of, 
 
 def test_registered_and_round_trips_through_json(tmp_path):
     assert "rank" in available_methods()
-    config = RankConfig(target_params_fraction=0.3, budget_of="encoder", warmup_steps=10)
+    config = RankConfig(target_params_fraction=0.3, budget_of="encoder", warmup_end_step=10)
     config.save(tmp_path)
     assert PruningConfig.load(tmp_path) == config
 
 
 def test_relocating_method_tensors_keeps_optimizer_state():
     """The bookkeeping used when the model moves to another device after attach (same device here)."""
-    model, method = _attached(RankConfig(warmup_steps=2, end_step=10))
+    model, method = _attached(RankConfig(warmup_end_step=2, end_step=10))
     method.begin(10)
     _loss(model, 0).backward()
     method.step(1)

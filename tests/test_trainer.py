@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import Trainer
 
-from hf_prune import MagnitudeConfig, PruningCallback, PruningTrainer, RPPConfig
+from hf_prune import MagnitudeConfig, PruningCallback, PruningTrainer, RPPConfig, create_method
 from hf_prune.errors import (
     CheckpointMismatchError,
     MissingPruningStateError,
@@ -189,11 +189,15 @@ def test_save_pruned_refuses_to_replace_the_trainer_output_dir(tmp_path, dataset
     assert (tmp_path / "checkpoint-5" / "hf_prune_state.safetensors").is_file()
 
 
-def test_a_method_follows_only_the_model_it_was_attached_to(tmp_path, dataset):
-    callback = PruningCallback(CONFIGS["magnitude"]())
+def test_a_method_object_follows_only_the_model_it_was_attached_to(tmp_path, dataset):
+    # A config gives every model a fresh method (model_init, searches); a method object cannot,
+    # and a second Trainer with another model is refused when it is built.
+    callback = PruningCallback(create_method(CONFIGS["magnitude"]()))
     Trainer(model=tiny_bert(), args=training_args(tmp_path, max_steps=2), train_dataset=dataset, callbacks=[callback])
-    other = Trainer(
-        model=tiny_bert(seed=3), args=training_args(tmp_path, max_steps=2), train_dataset=dataset, callbacks=[callback]
-    )
     with pytest.raises(UnsupportedModelError, match="different model"):
-        other.train()
+        Trainer(
+            model=tiny_bert(seed=3),
+            args=training_args(tmp_path, max_steps=2),
+            train_dataset=dataset,
+            callbacks=[callback],
+        )

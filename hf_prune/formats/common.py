@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 import logging
 import os
 from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import torch
 import transformers
@@ -32,14 +33,16 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import HfPruneError
+from ..factorization import FactorizedLinear, replace_module
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE_NAME = "hf_prune_export.json"
 # Bumped when a change to the layout would make an older hf_prune misread a newer export.
+# (Added fields an older reader can ignore, like ``model_module``, need no bump.)
 MANIFEST_VERSION = 1
-ExportFormat = Literal["dense", "compact", "factored"]
-EXPORT_FORMATS: tuple[str, ...] = ("dense", "compact", "factored")
+# A format name (see hf_prune.formats.registry for the registered ones).
+ExportFormat = str
 
 
 class ExportFormatError(HfPruneError, ValueError):
@@ -235,19 +238,78 @@ def save_config(model: nn.Module, folder: str, auto_map: Mapping[str, str] | Non
     config.save_pretrained(folder)
 
 
-def model_class_of(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> type[transformers.PreTrainedModel]:
-    """The ``transformers`` class the manifest names."""
-    name = manifest.get("model_class")
-    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+def model_class_fields(model: nn.Module) -> dict[str, str]:
+    """What the manifest records to rebuild ``type(model)``: its name and importable module.
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> model_class_fields(BertModel(BertConfig(hidden_size=8, num_hidden_layers=1,
+        ...     num_attention_heads=2, intermediate_size=8)))
+        {'model_class': 'BertModel', 'model_module': 'transformers.models.bert.modeling_bert'}
+    """
+    cls = type(model)
+    if cls.__module__ == "__main__":
+        logger.warning(
+            "%s is defined in __main__ (a script or notebook); the export records it, but it loads back only "
+            "where that class can be imported. Define it in a module, or pass model_class= to load_pruned.",
+            cls.__name__,
+        )
+    return {"model_class": cls.__name__, "model_module": cls.__module__}
+
+
+def model_class_of(
+    folder: str | os.PathLike[str], manifest: Mapping[str, Any], model_class: type | None = None
+) -> type[transformers.PreTrainedModel]:
+    """The model class an export was saved from.
+
+    ``model_class`` (given by the caller) wins; otherwise the class named in the manifest is
+    imported from its recorded module (``model_module``), or looked up in ``transformers`` for
+    exports that predate the module field.
+
+    Raises:
+        ExportFormatError: the class cannot be imported or is not a ``PreTrainedModel``; the message
+            names it and its module.
+    """
+    where = os.path.join(os.fspath(folder), MANIFEST_FILE_NAME)
+    name, module_name = manifest.get("model_class"), manifest.get("model_module")
+    cls: Any = model_class
+    if cls is None and isinstance(name, str):
+        cls = getattr(transformers, name, None) if not module_name else _import_class(module_name, name, where)
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise ExportFormatError(
-            f"{os.path.join(folder, MANIFEST_FILE_NAME)} names model class {name!r}, which this transformers "
-            f"{transformers.__version__} does not provide; upgrade transformers or export the model again."
+            f"{where} names model class {name!r} (module {module_name!r}), which cannot be loaded here: it is "
+            f"not a transformers PreTrainedModel that this transformers {transformers.__version__} provides. "
+            f"Install the package that defines it, or pass model_class=<the class> to load_pruned."
         )
     return cls
 
 
-def build_model(folder: str | os.PathLike[str], manifest: Mapping[str, Any], **kwargs: Any) -> nn.Module:
+def _import_class(module_name: str, name: str, where: str) -> Any:
+    """``module_name.name``, or a clear error saying how to make it importable."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        hint = (
+            "it was defined in a script or notebook (__main__)"
+            if module_name == "__main__"
+            else f"importing {module_name!r} failed ({err})"
+        )
+        raise ExportFormatError(
+            f"{where} names model class {name!r} from module {module_name!r}, but {hint}. Install or import "
+            f"the package that defines it, or pass model_class=<the class> to load_pruned."
+        ) from None
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise ExportFormatError(
+            f"{where} names model class {name!r}, but module {module_name!r} has no such class (renamed or "
+            f"removed?). Pass model_class=<the class> to load_pruned, or export the model again."
+        )
+    return cls
+
+
+def build_model(
+    folder: str | os.PathLike[str], manifest: Mapping[str, Any], model_class: type | None = None, **kwargs: Any
+) -> nn.Module:
     """A freshly initialised model of the manifest's class, from ``config.json`` (no download).
 
     ``kwargs`` go to ``_from_config`` (``dtype``, ``attn_implementation``).
@@ -257,12 +319,25 @@ def build_model(folder: str | os.PathLike[str], manifest: Mapping[str, Any], **k
             f"{os.path.join(folder, 'config.json')} is missing; copy the whole export folder again or "
             f"export the model again."
         )
-    cls = model_class_of(folder, manifest)
-    config = transformers.AutoConfig.from_pretrained(folder)
+    cls = model_class_of(folder, manifest, model_class)
+    # The class's own config class: a custom model_type is not known to AutoConfig.
+    config_class: Any = cls.config_class or transformers.AutoConfig
+    config = config_class.from_pretrained(folder)
     if hasattr(config, "auto_map"):
         del config.auto_map  # points at the folder's trust_remote_code loader, not at this model
     # _from_config, not from_pretrained: the weights come from our own file, and nothing is fetched.
     return cls._from_config(config, **kwargs)
+
+
+def fill_aliases(state: dict[str, torch.Tensor], manifest: Mapping[str, Any], path: str) -> dict[str, torch.Tensor]:
+    """Put each tied weight back under every key that shares it (the manifest's ``aliases``)."""
+    for alias, source in (manifest.get("aliases") or {}).items():
+        if source not in state:
+            raise ExportFormatError(
+                f"{path}: tied weight {alias!r} points at {source!r}, which is not in the file; export the model again."
+            )
+        state[alias] = state[source]
+    return state
 
 
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> nn.Module:
@@ -291,3 +366,40 @@ def load_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str) ->
     if callable(tie_weights):
         tie_weights()
     return model.eval()
+
+
+def install_factored(model: nn.Module, modules: Mapping[str, Any], folder: str) -> None:
+    """Swap each listed ``nn.Linear`` of a freshly built model for a FactorizedLinear of its shape."""
+    where = os.path.join(folder, MANIFEST_FILE_NAME)
+    if not isinstance(modules, Mapping):
+        raise ExportFormatError(f"{where}: 'factored_modules' is not a mapping; export the model again.")
+    for name, spec in modules.items():
+        try:
+            linear = model.get_submodule(name)
+            in_features, out_features, rank = (int(spec[k]) for k in ("in_features", "out_features", "rank"))
+            bias = bool(spec["bias"])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise ExportFormatError(
+                f"{where}: factored module {name!r} ({spec!r}) is not a valid entry for this model; "
+                f"export the model again."
+            ) from None
+        if not isinstance(linear, nn.Linear) or (linear.in_features, linear.out_features) != (
+            in_features,
+            out_features,
+        ):
+            raise ExportFormatError(
+                f"{where}: factored module {name!r} is {in_features}->{out_features}, but the model built from "
+                f"config.json has {linear!r} there; the folder mixes exports. Export the model again."
+            )
+        replace_module(
+            model,
+            name,
+            FactorizedLinear(
+                in_features,
+                out_features,
+                rank,
+                bias=bias,
+                device=linear.weight.device,
+                dtype=linear.weight.dtype,
+            ),
+        )

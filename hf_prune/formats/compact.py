@@ -36,14 +36,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import ExportFormatError, dtype_name, parse_dtype, save_tensors, storage_state_dict
-from .factored import factored_modules
+from ..factorization import factored_modules
+from .common import (
+    ExportFormatError,
+    build_model,
+    dtype_name,
+    fill_aliases,
+    install_factored,
+    load_strict,
+    parse_dtype,
+    read_checked_tensors,
+    save_config,
+    save_tensors,
+    storage_state_dict,
+)
+from .measure import MASK_SUFFIX, VALUES_SUFFIX, measure_zeros
+from .registry import FormatSpec, register_format
+from .remote_code import write_remote_loader
 from .standalone_loader import unpack_mask  # one decoder for hf_prune and the copy in exports
 
 WEIGHTS_FILE_NAME = "model.compact.safetensors"
 BIT_ORDER = "little"  # recorded in the manifest; a future layout could change it
-MASK_SUFFIX = "::mask"
-VALUES_SUFFIX = "::values"
 
 # Bit weights 1, 2, 4, ..., 128: element j of a group of eight is bit j (least significant first).
 _BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
@@ -140,11 +153,13 @@ def encode_state(
 
 
 def save_compact(model: nn.Module, folder: str, weight_names: Sequence[str]) -> dict[str, Any]:
-    """Write the model's tensors in the compact layout; returns the manifest fields.
+    """Write ``config.json``, the trust_remote_code loader and the model's tensors in the compact
+    layout; returns the manifest fields.
 
     Example:
         >>> # manifest = save_compact(model, folder, ["bert.encoder.layer.0.attention.self.query.weight"])
     """
+    save_config(model, folder, auto_map=write_remote_loader(model, folder))
     tensors, entries, aliases = encode_state(model.state_dict(), weight_names)
     written = save_tensors(tensors, os.path.join(folder, WEIGHTS_FILE_NAME), "compact")
     # Factored layers (if any) are listed too, so the loader rebuilds the same module structure.
@@ -184,3 +199,39 @@ def decode_state(tensors: dict[str, torch.Tensor], manifest: Mapping[str, Any], 
     if stray:
         raise ExportFormatError(f"{path}: encoded tensors {stray[:3]} are not in the manifest; export again.")
     return state
+
+
+def read_compact_state(folder: str, manifest: Mapping[str, Any], with_aliases: bool = True) -> dict[str, torch.Tensor]:
+    """The decoded state dict of a compact export, after the file checks (tied keys filled in)."""
+    path = os.path.join(folder, str(manifest.get("weights_file")))
+    state = decode_state(read_checked_tensors(folder, manifest), manifest, path)
+    return fill_aliases(state, manifest, path) if with_aliases else state
+
+
+def measure_compact(folder: str, manifest: Mapping[str, Any], weight_names: Sequence[str]) -> dict[str, Any]:
+    """The report's numbers: sizes from the encoded file, sparsity from the decoded matrices."""
+    stored = read_checked_tensors(folder, manifest)
+    view = decode_state(dict(stored), manifest, os.path.join(folder, manifest["weights_file"]))
+    return measure_zeros(stored, view, int(manifest["weights_bytes"]), manifest, weight_names)
+
+
+def load_compact(folder: str, manifest: Mapping[str, Any], model_class: type | None = None, **kwargs: Any) -> nn.Module:
+    """Build the model from ``config.json`` and load the decoded weights strictly (eval mode)."""
+    state = read_compact_state(folder, manifest)  # before building the model: a bad file fails fast
+    model = build_model(folder, manifest, model_class, **kwargs)
+    install_factored(model, manifest.get("factored_modules") or {}, folder)
+    return load_strict(model, state, os.path.join(folder, str(manifest["weights_file"])))
+
+
+SPEC = register_format(
+    FormatSpec(
+        name="compact",
+        description="non-zero values + a 1-bit mask per pruned matrix",
+        structures=frozenset({"elementwise"}),
+        save=save_compact,
+        measure=measure_compact,
+        load=load_compact,
+        weights_files=(WEIGHTS_FILE_NAME,),
+        loads_without_hf_prune="AutoModel*.from_pretrained(path, trust_remote_code=True)",
+    )
+)

@@ -5,25 +5,56 @@ written with each multiplied back into one ``nn.Linear`` weight (the model itsel
 is; see :mod:`hf_prune.formats.factored`), so the folder still matches its config.
 
 Example:
-    >>> # manifest_fields = save_dense(model, folder); model = AutoModel.from_pretrained(folder)
+    >>> # manifest_fields = save_dense(model, folder, weight_names); model = AutoModel.from_pretrained(folder)
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import transformers
 from torch import nn
 
-from .factored import densified_state_dict, factored_modules
+from ..factorization import densified_state_dict, factored_modules
+from ..measure import folder_bytes, read_safetensors
+from .common import model_class_of
+from .measure import measure_zeros
+from .registry import FormatSpec, register_format
 
 
-def save_dense(model: nn.Module, folder: str) -> dict[str, Any]:
+def save_dense(model: nn.Module, folder: str, weight_names: Sequence[str] = ()) -> dict[str, Any]:
     """``model.save_pretrained(folder)``, factors multiplied out; returns the manifest fields."""
     densified = sorted(factored_modules(model))
     state = densified_state_dict(model) if densified else None
     cast(transformers.PreTrainedModel, model).save_pretrained(folder, state_dict=state)
     files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*.safetensors")))
     return {"weights_files": files, "densified_modules": densified}
+
+
+def measure_dense(folder: str, manifest: Mapping[str, Any], weight_names: Sequence[str]) -> dict[str, Any]:
+    """The report's numbers, read from the folder's safetensors files."""
+    tensors = read_safetensors(folder)
+    return measure_zeros(tensors, tensors, folder_bytes(folder), manifest, weight_names)
+
+
+def load_dense(folder: str, manifest: Mapping[str, Any], model_class: type | None = None, **kwargs: Any) -> nn.Module:
+    """``from_pretrained`` of the class the export was saved from (``kwargs`` go to it)."""
+    cls = model_class_of(folder, manifest, model_class)
+    return cls.from_pretrained(folder, **kwargs).eval()
+
+
+SPEC = register_format(
+    FormatSpec(
+        name="dense",
+        description="every weight, pruned ones as exact zeros",
+        structures=frozenset({"elementwise", "factored"}),
+        save=save_dense,
+        measure=measure_dense,
+        load=load_dense,
+        weights_files=("model.safetensors",),
+        loads_without_hf_prune="AutoModel*.from_pretrained(path)",
+    )
+)

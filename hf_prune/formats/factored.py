@@ -26,49 +26,32 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
-from ..factorization import FactorizedLinear, replace_module
-from .common import MANIFEST_FILE_NAME, ExportFormatError, save_tensors, storage_state_dict
+from ..factorization import factored_modules
+from .common import (
+    build_model,
+    fill_aliases,
+    install_factored,
+    load_strict,
+    read_checked_tensors,
+    save_config,
+    save_tensors,
+    storage_state_dict,
+)
+from .measure import measure_factored
+from .registry import FormatSpec, register_format
+from .remote_code import write_remote_loader
 
 WEIGHTS_FILE_NAME = "model.factored.safetensors"
 
 
-def factored_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """``{module name: {in_features, out_features, rank, bias}}`` of every FactorizedLinear."""
-    return {
-        name: {
-            "in_features": module.in_features,
-            "out_features": module.out_features,
-            "rank": module.rank,
-            "bias": module.up.bias is not None,
-        }
-        for name, module in model.named_modules()
-        if isinstance(module, FactorizedLinear)
-    }
-
-
-@torch.no_grad()
-def densified_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` with each FactorizedLinear's factors replaced by ``up @ down``."""
-    state = model.state_dict()
-    for name, module in model.named_modules():
-        if not isinstance(module, FactorizedLinear):
-            continue
-        for key in [f"{name}.down.weight", f"{name}.up.weight", f"{name}.up.bias"]:
-            state.pop(key, None)
-        state[f"{name}.weight"] = module.up.weight @ module.down.weight
-        if module.up.bias is not None:
-            state[f"{name}.bias"] = module.up.bias.detach()
-    return state
-
-
-def save_factored(model: nn.Module, folder: str) -> dict[str, Any]:
-    """Write the model's tensors with its factors as they are; returns the manifest fields.
+def save_factored(model: nn.Module, folder: str, weight_names: Sequence[str] = ()) -> dict[str, Any]:
+    """Write ``config.json``, the trust_remote_code loader and the model's tensors with its factors
+    as they are; returns the manifest fields.
 
     Raises:
         ValueError: the model holds no FactorizedLinear (nothing rank-pruned was compiled).
@@ -80,43 +63,37 @@ def save_factored(model: nn.Module, folder: str) -> dict[str, Any]:
             f"holds no FactorizedLinear after materialize(); use a rank-pruning method, or export "
             f"element-wise sparsity with format='compact' or format='dense'."
         )
+    save_config(model, folder, auto_map=write_remote_loader(model, folder))
     tensors, aliases = storage_state_dict(model.state_dict())
     written = save_tensors(tensors, os.path.join(folder, WEIGHTS_FILE_NAME), "factored")
     return {**written, "factored_modules": modules, "aliases": aliases}
 
 
-def install_factored(model: nn.Module, modules: Mapping[str, Any], folder: str) -> None:
-    """Swap each listed ``nn.Linear`` of a freshly built model for a FactorizedLinear of its shape."""
-    where = os.path.join(folder, MANIFEST_FILE_NAME)
-    if not isinstance(modules, Mapping):
-        raise ExportFormatError(f"{where}: 'factored_modules' is not a mapping; export the model again.")
-    for name, spec in modules.items():
-        try:
-            linear = model.get_submodule(name)
-            in_features, out_features, rank = (int(spec[k]) for k in ("in_features", "out_features", "rank"))
-            bias = bool(spec["bias"])
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise ExportFormatError(
-                f"{where}: factored module {name!r} ({spec!r}) is not a valid entry for this model; "
-                f"export the model again."
-            ) from None
-        if not isinstance(linear, nn.Linear) or (linear.in_features, linear.out_features) != (
-            in_features,
-            out_features,
-        ):
-            raise ExportFormatError(
-                f"{where}: factored module {name!r} is {in_features}->{out_features}, but the model built from "
-                f"config.json has {linear!r} there; the folder mixes exports. Export the model again."
-            )
-        replace_module(
-            model,
-            name,
-            FactorizedLinear(
-                in_features,
-                out_features,
-                rank,
-                bias=bias,
-                device=linear.weight.device,
-                dtype=linear.weight.dtype,
-            ),
-        )
+def measure_factored_export(folder: str, manifest: Mapping[str, Any], weight_names: Sequence[str]) -> dict[str, Any]:
+    """The report's numbers, read from the checked weights file (tied weights counted once)."""
+    return measure_factored(read_checked_tensors(folder, manifest), manifest, weight_names)
+
+
+def load_factored(
+    folder: str, manifest: Mapping[str, Any], model_class: type | None = None, **kwargs: Any
+) -> nn.Module:
+    """Build the model, swap in FactorizedLinear layers of the recorded shapes, load strictly."""
+    path = os.path.join(folder, str(manifest.get("weights_file")))
+    state = fill_aliases(read_checked_tensors(folder, manifest), manifest, path)
+    model = build_model(folder, manifest, model_class, **kwargs)
+    install_factored(model, manifest.get("factored_modules") or {}, folder)
+    return load_strict(model, state, path)
+
+
+SPEC = register_format(
+    FormatSpec(
+        name="factored",
+        description="each rank-pruned matrix as two small Linear layers",
+        structures=frozenset({"factored"}),
+        save=save_factored,
+        measure=measure_factored_export,
+        load=load_factored,
+        weights_files=(WEIGHTS_FILE_NAME,),
+        loads_without_hf_prune="AutoModel*.from_pretrained(path, trust_remote_code=True)",
+    )
+)

@@ -39,7 +39,8 @@ from torch import nn
 from transformers.utils import cached_file
 
 MANIFEST_FILE_NAME = "hf_prune_export.json"
-_HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+# Hub download options, here and in hf_prune.load_pruned (which imports this tuple).
+HUB_KWARGS = ("cache_dir", "force_download", "token", "revision", "local_files_only", "subfolder")
 _MASK, _VALUES = "::mask", "::values"
 
 
@@ -100,7 +101,7 @@ def _read_state(path: str, manifest: dict[str, Any], hub: dict[str, Any]) -> dic
 
 def load_export(base_class: Any, path: str, config: Any = None, **kwargs: Any) -> nn.Module:
     """Build ``base_class`` from the folder's config, install its factored layers, load strictly."""
-    hub = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+    hub = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
     with open(_file(path, MANIFEST_FILE_NAME, hub), encoding="utf-8") as handle:
         manifest = json.load(handle)
     if manifest.get("format") not in ("compact", "factored"):

@@ -1,4 +1,4 @@
-"""Built-in pruning methods; importing this package registers them.
+"""Built-in pruning methods; each module registers its method when imported.
 
 Example:
     >>> from hf_prune.methods import create_method
@@ -10,23 +10,13 @@ Example:
 from __future__ import annotations
 
 from ..config import PruningConfig
-from ..registry import _REGISTRY, get_method_class, register_method
+from ..registry import get_method_class
 from .base import ElementwiseMaskMethod, PruningMethod
 from .frozen import FrozenMask, FrozenMaskConfig
 from .magnitude import MagnitudeConfig, MagnitudePruning
 from .movement import MovementConfig, MovementPruning
 from .rank import RankConfig, RankPruning
 from .rpp import ReweightedProximalPruning, RPPConfig
-
-for _config, _method in (
-    (RPPConfig, ReweightedProximalPruning),
-    (MagnitudeConfig, MagnitudePruning),
-    (MovementConfig, MovementPruning),
-    (RankConfig, RankPruning),
-    (FrozenMaskConfig, FrozenMask),
-):
-    if _config.method not in _REGISTRY:  # importlib.reload must not trip the duplicate check
-        register_method(_config, _method)
 
 
 def create_method(config: PruningConfig) -> PruningMethod:

@@ -6,8 +6,9 @@ A method owns all of its pruning logic; the Trainer integration only calls these
   before the optimizer is built.
 * ``begin(total_steps)``: resolve the schedule once the run length is known.
 * ``step(step, optimizer)``: after optimizer step number ``step`` (1-based).
-* ``penalty()``: the current value of the method's own penalty, or ``None`` (for logging: the
-  method applies its gradient itself in ``step()``, the task loss is never changed).
+* ``owned_tensors()`` / ``unscale_gradients(scale)``: the method's own trainable tensors, and
+  dividing their gradients by an fp16 loss scale (the task loss is never changed: a method with
+  a penalty applies its gradient itself in ``step()``).
 * ``stats()``: numbers to log under ``prune/``.
 * ``finalize()``: reach the final state (the target sparsity, a frozen mask) and return a report;
   the module structure stays as during training, so checkpoints keep loading.
@@ -54,6 +55,8 @@ from torch import nn
 
 from ..config import PruningConfig
 from ..errors import CheckpointMismatchError, InvalidConfigError
+from ..formats.registry import WeightStructure, formats_for
+from ..state_dicts import StateGroups
 from ..targets import find_targets, layer_group, weight_of
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,9 @@ class PruningMethod(ABC):
     """Base class of pruning methods; see the module docstring for the hook contract."""
 
     config_class: ClassVar[type[PruningConfig]]
+    # What the pruned weights look like once materialized; the export formats that store this
+    # structure are the method's formats (hf_prune.formats.registry), so no method lists formats.
+    weight_structure: ClassVar[WeightStructure] = "elementwise"
 
     def __init__(self, config: PruningConfig) -> None:
         if not isinstance(config, self.config_class):
@@ -77,6 +83,17 @@ class PruningMethod(ABC):
     @property
     def name(self) -> str:
         return self.config.method
+
+    @property
+    def export_formats(self) -> list[str]:
+        """The registered export formats that can store this method's result.
+
+        Example:
+            >>> from hf_prune import RankConfig, RPPConfig, create_method
+            >>> create_method(RPPConfig()).export_formats, create_method(RankConfig()).export_formats
+            (['dense', 'compact'], ['dense', 'factored'])
+        """
+        return formats_for(self.weight_structure)
 
     @property
     def attached(self) -> bool:
@@ -100,6 +117,31 @@ class PruningMethod(ABC):
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Update after optimizer step number ``step`` (1-based) has been applied."""
 
+    def owned_tensors(self) -> list[torch.Tensor]:
+        """Method-owned trainable tensors that get gradients from the Trainer's backward pass
+        (movement scores, gate logits); empty for methods without any."""
+        return []
+
+    @torch.no_grad()
+    def unscale_gradients(self, scale: float) -> None:
+        """Divide the owned tensors' gradients by the loss scale of an fp16 ``GradScaler``.
+
+        The scaler unscales only the gradients of the optimizer it steps; gradients the scaled
+        loss left on method-owned tensors would otherwise reach the method's own optimizer
+        ``scale`` times too large (Adam is scale-invariant, but the penalty added in ``step()``
+        would be drowned). The Trainer integration calls this before each optimizer step; in a
+        plain loop call ``method.unscale_gradients(scaler.get_scale())`` before ``scaler.step``.
+
+        Example:
+            >>> from hf_prune import MagnitudeConfig, create_method
+            >>> create_method(MagnitudeConfig()).unscale_gradients(1024.0)   # nothing owned: no-op
+        """
+        if scale == 1.0:
+            return
+        for tensor in self.owned_tensors():
+            if tensor.grad is not None:
+                tensor.grad.div_(scale)
+
     def on_skipped_step(self) -> None:  # noqa: B027  (an optional hook, not abstract)
         """The Trainer's optimizer skipped a step (fp16 overflow); methods with their own
         trainable tensors drop those tensors' gradients here."""
@@ -115,10 +157,6 @@ class PruningMethod(ABC):
     def materialize(self) -> None:  # noqa: B027  (an optional hook, not abstract)
         """Turn the model into its exported form; the default (in-place zeros) needs nothing."""
 
-    def penalty(self) -> torch.Tensor | None:
-        """Current value of the method's own penalty, or ``None`` (the default); for logging."""
-        return None
-
     @abstractmethod
     def stats(self) -> dict[str, float]:
         """Scalars to log, keys without the ``prune/`` prefix."""
@@ -132,11 +170,12 @@ class PruningMethod(ABC):
     def finished(self) -> bool:
         """Whether :meth:`finalize` has been reached (by the schedule or by a call)."""
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Tensors and JSON-able metadata needed to resume exactly."""
+    def state_dict(self) -> tuple[StateGroups, dict[str, Any]]:
+        """Tensors (as named groups, see :mod:`hf_prune.state_dicts`) and JSON-able metadata
+        needed to resume exactly."""
         return {}, {"method": self.name, "targets": list(self.targets)}
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: StateGroups, metadata: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; refuses state from another method or other targets."""
         if metadata.get("method") != self.name:
             raise CheckpointMismatchError(
@@ -235,18 +274,17 @@ class ElementwiseMaskMethod(PruningMethod):
         stats.update({f"sparsity/{g}": s for g, s in self.group_sparsity().items()})
         return stats
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def state_dict(self) -> tuple[StateGroups, dict[str, Any]]:
         tensors, metadata = super().state_dict()
-        tensors.update({f"pruned::{name}": mask for name, mask in self.pruned.items()})
+        tensors["pruned"] = dict(self.pruned)
         metadata["frozen"] = self.frozen
         return tensors, metadata
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: StateGroups, metadata: dict[str, Any]) -> None:
         super().load_state_dict(tensors, metadata)
         self.pruned = {
-            key.split("::", 1)[1]: value.to(device=self.weight(key.split("::", 1)[1]).device, dtype=torch.bool)
-            for key, value in tensors.items()
-            if key.startswith("pruned::")
+            name: mask.to(device=self.weight(name).device, dtype=torch.bool)
+            for name, mask in (tensors.get("pruned") or {}).items()
         }
         self.frozen = bool(metadata["frozen"])
         self.apply_masks()

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..config import PruningConfig
+from ..registry import register_method
 from .base import ElementwiseMaskMethod
 
 
@@ -48,3 +49,6 @@ class FrozenMask(ElementwiseMaskMethod):
     def finalize(self) -> dict[str, Any]:
         self.apply_masks()
         return self.report()
+
+
+register_method(FrozenMaskConfig, FrozenMask)

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
+from ..registry import register_method
 from ..schedules import cubic_sparsity
+from ..state_dicts import StateGroups
 from .base import ElementwiseMaskMethod, pruned_masks_for_target
 
 
@@ -99,11 +101,14 @@ class MagnitudePruning(ElementwiseMaskMethod):
     def stats(self) -> dict[str, float]:
         return {**super().stats(), "scheduled_sparsity": self.scheduled_sparsity}
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def state_dict(self) -> tuple[StateGroups, dict[str, Any]]:
         tensors, metadata = super().state_dict()
         metadata["scheduled_sparsity"] = self.scheduled_sparsity
         return tensors, metadata
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: StateGroups, metadata: dict[str, Any]) -> None:
         super().load_state_dict(tensors, metadata)
         self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
+
+
+register_method(MagnitudeConfig, MagnitudePruning)

@@ -49,7 +49,9 @@ from torch.nn.utils import parametrize
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
 from ..errors import CheckpointMismatchError
 from ..parametrize import MovementMask, all_reduce_grads_mean, stored_tensor
+from ..registry import register_method
 from ..schedules import cubic_sparsity
+from ..state_dicts import StateGroups, load_optimizer_tensors, optimizer_tensors
 from ..targets import weight_of
 from .base import ElementwiseMaskMethod, approximate_keep_masks, make_adam, pruned_masks_for_target
 
@@ -168,6 +170,9 @@ class MovementPruning(ElementwiseMaskMethod):
     def scores(self) -> list[torch.Tensor]:
         """The score tensors, in target order (what the score optimizer steps)."""
         return [mask.scores for mask in self.masks.values()]
+
+    def owned_tensors(self) -> list[torch.Tensor]:
+        return self.scores()
 
     def raw_weight(self, name: str) -> torch.Tensor:
         """The stored weight (before the mask), which the Trainer's optimizer updates."""
@@ -322,7 +327,7 @@ class MovementPruning(ElementwiseMaskMethod):
         return stats
 
     # -- resume --------------------------------------------------------------------------------
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def state_dict(self) -> tuple[StateGroups, dict[str, Any]]:
         """Scores, their Adam state and the current masks until frozen; then the final mask only."""
         tensors, metadata = super().state_dict()
         metadata.update(
@@ -334,19 +339,12 @@ class MovementPruning(ElementwiseMaskMethod):
         )
         if self.frozen:
             return tensors, metadata
-        for name, mask in self.masks.items():
-            tensors[f"scores::{name}"] = mask.scores.detach()
-            if mask.keep is not None:
-                tensors[f"keep::{name}"] = mask.keep
-        optimizer_state = self.score_optimizer.state_dict()["state"] if self.score_optimizer else {}
-        for index, state in optimizer_state.items():
-            for key, value in state.items():
-                if not isinstance(value, torch.Tensor):
-                    value = torch.tensor(value)
-                tensors[f"score_optim::{index}::{key}"] = value
+        tensors["scores"] = {name: mask.scores.detach() for name, mask in self.masks.items()}
+        tensors["keep"] = {name: mask.keep for name, mask in self.masks.items() if mask.keep is not None}
+        tensors["optimizer"] = optimizer_tensors(self.score_optimizer)
         return tensors, metadata
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: StateGroups, metadata: dict[str, Any]) -> None:
         if metadata.get("variant") != self.config.variant:
             raise CheckpointMismatchError(
                 f"The checkpoint's movement state is for variant={metadata.get('variant')!r}, but this run "
@@ -363,16 +361,14 @@ class MovementPruning(ElementwiseMaskMethod):
             if self.score_optimizer is not None:
                 self.score_optimizer.state.clear()
             return
+        scores, kept = tensors.get("scores") or {}, tensors.get("keep") or {}
         with torch.no_grad():
             for name, mask in self.masks.items():
-                mask.scores.copy_(tensors[f"scores::{name}"])
-                keep = tensors.get(f"keep::{name}")
+                mask.scores.copy_(scores[name])
+                keep = kept.get(name)
                 mask.keep = None if keep is None else keep.to(device=mask.scores.device, dtype=torch.bool)
                 mask.frozen = False
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("score_optim::"):
-                _, index, name = key.split("::", 2)
-                state.setdefault(int(index), {})[name] = value
-        groups = self._optimizer().state_dict()["param_groups"]
-        self._optimizer().load_state_dict({"state": state, "param_groups": groups})
+        load_optimizer_tensors(self._optimizer(), tensors.get("optimizer"))
+
+
+register_method(MovementConfig, MovementPruning)

@@ -57,7 +57,7 @@ Example:
     >>> from hf_prune import RankConfig, create_method
     >>> model = BertForSequenceClassification(BertConfig(
     ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
-    >>> method = create_method(RankConfig(target_params_fraction=0.5, warmup_steps=2, end_step=4))
+    >>> method = create_method(RankConfig(target_params_fraction=0.5, warmup_end_step=2, end_step=4))
     >>> method.attach(model); method.begin(total_steps=5)
     >>> optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     >>> for step in range(1, 6):
@@ -84,10 +84,12 @@ from ..factorization import FactorizedLinear, compiled_size, factorized_is_small
 from ..measure import encoder_parameter_count, unique_numel
 from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean, stored_tensor
 from ..schedules import linear_ramp
+from ..state_dicts import StateGroups, load_optimizer_tensors, optimizer_tensors
 from ..targets import weight_of
+from ..registry import register_method
 from .base import PruningMethod
 from .rank_budget import compiled_params, fill_up, project_down
-from .rank_config import RankConfig
+from .rank_config import RankConfig, RankSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +99,10 @@ class RankPruning(PruningMethod):
 
     config_class = RankConfig
     config: RankConfig
+    weight_structure = "factored"  # compiled to FactorizedLinear: exports as factored or dense
 
     def __init__(self, config: RankConfig) -> None:
         super().__init__(config)
-        self.model: nn.Module | None = None
         self.gates: dict[str, HardConcreteFactorization] = {}
         self.shapes: dict[str, tuple[int, int]] = {}  # name -> (in_features, out_features)
         self.lambdas: torch.Tensor | None = None  # (l1, l2), trained by ascent
@@ -108,10 +110,8 @@ class RankPruning(PruningMethod):
         self.denominator = 0  # budget units: target weights, or encoder parameters
         self.fixed_params = 0  # part of the denominator no gate can remove
         self.model_params_before = 0
-        self.begin_step = 0
-        self.warmup_step: int | None = None
+        self.schedule: RankSchedule | None = None  # set by begin(), or from explicit steps by step()
         self.initial_factored_sparsity = 0.0  # set by attach: where the Lagrangian's target ramp starts
-        self.end_step: int | None = None
         self.current_step = 0
         self.scheduled_sparsity = 0.0
         self.last_lagrangian = 0.0
@@ -125,6 +125,25 @@ class RankPruning(PruningMethod):
     def budget_params(self) -> int:
         """The most parameters (budget units) the compiled model may keep."""
         return math.floor(self.config.target_params_fraction * self.denominator + 1e-6)
+
+    @property
+    def attached_model(self) -> nn.Module:
+        """The model given to :meth:`attach`, read through the base class's weak reference.
+
+        The method never keeps the model alive (the Trainer owns it); this raises instead of
+        returning ``None`` so a dropped model is reported where it is needed.
+
+        Raises:
+            RuntimeError: ``attach`` was never called, or the model has been garbage-collected.
+        """
+        model = self._model_ref() if self._model_ref is not None else None
+        if model is None:
+            state = "was never attached" if self._model_ref is None else "has been garbage-collected"
+            raise RuntimeError(
+                f"RankPruning: the model {state}; keep a reference to the model you attached "
+                f"(method.attach(model)) for as long as the method is used."
+            )
+        return model
 
     @property
     def final_sparsity(self) -> float:
@@ -144,7 +163,6 @@ class RankPruning(PruningMethod):
                 "A target weight is already parametrized (attach called twice, or another tool's "
                 "parametrization); attach rank pruning once, to a model without parametrizations."
             )
-        self.model = model
         self.model_params_before = unique_numel(model.parameters())
         self.shapes = {name: (weight_of(m).shape[1], weight_of(m).shape[0]) for name, m in self.targets.items()}
         prunable = sum(i * o for i, o in self.shapes.values())
@@ -195,8 +213,7 @@ class RankPruning(PruningMethod):
 
     def begin(self, total_steps: int) -> None:
         super().begin(total_steps)
-        self.warmup_step, self.end_step = self.config.resolve_steps(total_steps)
-        self.begin_step = self.config.resolve_begin(total_steps)
+        self.schedule = self.config.resolve_schedule(total_steps)
 
     # ----------------------------------------------------------------------------- training
     def expected_kept(self) -> torch.Tensor:
@@ -258,25 +275,17 @@ class RankPruning(PruningMethod):
         self.current_step = step
         if self.frozen or self.optimizer is None:
             return
-        if self.end_step is None:
-            if self.config.warmup_steps is None or self.config.end_step is None:
-                raise ValueError(
-                    "RankPruning.step() before begin(total_steps): call method.begin(total_steps) first, "
-                    "or give RankConfig both warmup_steps and end_step."
-                )
-            self.warmup_step, self.end_step = self.config.resolve_steps(0)
-            self.begin_step = self.config.resolve_begin(0)
-        if step >= self.end_step:
+        schedule = self._resolved_schedule()
+        if step >= schedule.end:
             self.optimizer.zero_grad(set_to_none=True)
             self.finalize()
             return
-        if step < self.begin_step:
+        if step < schedule.begin:
             # Held: the task gradients the forward passes left on log_alpha are dropped.
             self.optimizer.zero_grad(set_to_none=True)
             return
-        warmup_step = self.warmup_step if self.warmup_step is not None else self.begin_step
         self.scheduled_sparsity = linear_ramp(
-            step, self.begin_step, warmup_step, self.initial_factored_sparsity, self.final_sparsity
+            step, schedule.begin, schedule.warmup_end, self.initial_factored_sparsity, self.final_sparsity
         )
         self._move_state_to_factors()
         lagrangian = self.lagrangian()
@@ -285,6 +294,17 @@ class RankPruning(PruningMethod):
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.last_lagrangian = float(lagrangian.detach())
+
+    def _resolved_schedule(self) -> RankSchedule:
+        """The schedule from :meth:`begin`, or from the config's explicit steps when begin() was skipped."""
+        if self.schedule is None:
+            if self.config.warmup_end_step is None or self.config.end_step is None:
+                raise ValueError(
+                    "RankPruning.step() before begin(total_steps): call method.begin(total_steps) first, "
+                    "or give RankConfig both warmup_end_step and end_step."
+                )
+            self.schedule = self.config.resolve_schedule(0)
+        return self.schedule
 
     def _device(self) -> torch.device:
         return self.lambdas.device if self.lambdas is not None else torch.device("cpu")
@@ -312,6 +332,10 @@ class RankPruning(PruningMethod):
             if state is not None:
                 self.optimizer.state[new] = {k: (v if k == "step" else v.to(device)) for k, v in state.items()}
         return new
+
+    def owned_tensors(self) -> list[torch.Tensor]:
+        # The multipliers get their gradient in step(), from the unscaled Lagrangian: not listed.
+        return [g.log_alpha for g in self.gates.values()]
 
     def _method_tensors(self) -> list[torch.Tensor]:
         return [g.log_alpha for g in self.gates.values()] + ([self.lambdas] if self.lambdas is not None else [])
@@ -426,8 +450,7 @@ class RankPruning(PruningMethod):
             return
         if not self.frozen:
             self.finalize()
-        if self.model is None:
-            raise RuntimeError("RankPruning.materialize() needs attach(model) first.")
+        model = self.attached_model
         for name, module in list(self.targets.items()):
             gate = self.gates[name].frozen_gate
             if gate is None:
@@ -442,7 +465,7 @@ class RankPruning(PruningMethod):
                 bias = None if stored_bias is None else stored_bias.detach()
                 new: nn.Module = FactorizedLinear.from_factors(up[:, keep] * z, down[keep], bias)
                 new.train(module.training)
-                replace_module(self.model, name, new)
+                replace_module(model, name, new)
                 self.targets[name] = new
             else:
                 # The frozen gate is 0 outside the kept set, so the evaluated weight is P' diag(z') Q'.
@@ -475,18 +498,16 @@ class RankPruning(PruningMethod):
             "frozen": float(self.frozen),
         }
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def state_dict(self) -> tuple[StateGroups, dict[str, Any]]:
         tensors, metadata = super().state_dict()
-        for name, gates in self.gates.items():
-            tensors[f"log_alpha::{name}"] = gates.log_alpha.detach()
-            if gates.frozen_gate is not None:
-                tensors[f"frozen_gate::{name}"] = gates.frozen_gate
-                tensors[f"keep::{name}"] = self.keep[name]
+        tensors["log_alpha"] = {name: gates.log_alpha.detach() for name, gates in self.gates.items()}
+        tensors["frozen_gate"] = {
+            name: gates.frozen_gate for name, gates in self.gates.items() if gates.frozen_gate is not None
+        }
+        tensors["keep"] = dict(self.keep)
         if self.lambdas is not None:
             tensors["lambdas"] = self.lambdas.detach()
-        if self.optimizer is not None:
-            for index, state in self.optimizer.state_dict()["state"].items():
-                tensors.update({f"optimizer::{index}::{key}": value for key, value in state.items()})
+        tensors["optimizer"] = optimizer_tensors(self.optimizer)
         metadata.update(
             current_step=self.current_step,
             scheduled_sparsity=self.scheduled_sparsity,
@@ -497,28 +518,26 @@ class RankPruning(PruningMethod):
         return tensors, metadata
 
     @torch.no_grad()
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: StateGroups, metadata: dict[str, Any]) -> None:
         super().load_state_dict(tensors, metadata)
         if self.optimizer is None or self.lambdas is None:
             raise RuntimeError("RankPruning.load_state_dict() needs attach(model) first.")
+        log_alpha, frozen_gates = tensors.get("log_alpha") or {}, tensors.get("frozen_gate") or {}
         for name, gates in self.gates.items():
-            gates.log_alpha.copy_(tensors[f"log_alpha::{name}"])
-            frozen = tensors.get(f"frozen_gate::{name}")
+            gates.log_alpha.copy_(log_alpha[name])
+            frozen = frozen_gates.get(name)
             gates.frozen_gate = None if frozen is None else frozen.to(gates.log_alpha.device)
         self.keep = {
-            key.split("::", 1)[1]: value.to(dtype=torch.bool, device=self.gates[key.split("::", 1)[1]].log_alpha.device)
-            for key, value in tensors.items()
-            if key.startswith("keep::")
+            name: value.to(dtype=torch.bool, device=self.gates[name].log_alpha.device)
+            for name, value in (tensors.get("keep") or {}).items()
         }
         self.lambdas.copy_(tensors["lambdas"])
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer::"):
-                _, index, field_name = key.split("::", 2)
-                state.setdefault(int(index), {})[field_name] = value
-        self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
+        load_optimizer_tensors(self.optimizer, tensors.get("optimizer"))
         self.current_step = int(metadata["current_step"])
         self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
         self.last_lagrangian = float(metadata["last_lagrangian"])
         self.frozen = bool(metadata["frozen"])
         self.final_report = metadata["final_report"]
+
+
+register_method(RankConfig, RankPruning)

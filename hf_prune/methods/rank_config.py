@@ -2,17 +2,32 @@
 
 Example:
     >>> cfg = RankConfig(target_params_fraction=0.3)
-    >>> cfg.method, cfg.resolve_begin(600), cfg.resolve_steps(600)
-    ('rank', 60, (180, 420))
+    >>> cfg.method, cfg.resolve_schedule(600)
+    ('rank', RankSchedule(begin=60, warmup_end=180, end=420))
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from ..config import InvalidConfigError, PruningConfig, check_range
+
+
+class RankSchedule(NamedTuple):
+    """The optimizer steps of a rank-pruning run: gates start, target reaches the budget, gates freeze.
+
+    ``begin <= warmup_end <= end`` always holds.
+
+    Example:
+        >>> RankSchedule(begin=60, warmup_end=180, end=420).warmup_end
+        180
+    """
+
+    begin: int
+    warmup_end: int
+    end: int
 
 
 @dataclass
@@ -21,11 +36,13 @@ class RankConfig(PruningConfig):
 
     Example:
         >>> cfg = RankConfig(target_params_fraction=0.3, budget_of="encoder")
-        >>> cfg.method, cfg.resolve_steps(600)
-        ('rank', (180, 420))
+        >>> cfg.method, tuple(cfg.resolve_schedule(600))
+        ('rank', (60, 180, 420))
     """
 
     method = "rank"
+    # Fields renamed since older versions wrote config files: old name -> current name.
+    legacy_field_names: ClassVar[dict[str, str]] = {"warmup_steps": "warmup_end_step"}
 
     target_params_fraction: float = field(
         default=0.5,
@@ -80,8 +97,12 @@ class RankConfig(PruningConfig):
     begin_step: int | None = field(
         default=None, metadata={"help": "Step at which the gates start training (overrides begin_fraction)."}
     )
-    warmup_steps: int | None = field(
-        default=None, metadata={"help": "Warm-up length in optimizer steps (overrides warmup_fraction)."}
+    warmup_end_step: int | None = field(
+        default=None,
+        metadata={
+            "help": "Step at which the target reaches the budget (overrides warmup_fraction); an absolute "
+            "step, not a length (unlike TrainingArguments.warmup_steps)."
+        },
     )
     end_step: int | None = field(
         default=None, metadata={"help": "Step at which the gates are frozen (overrides end_fraction)."}
@@ -120,12 +141,13 @@ class RankConfig(PruningConfig):
                 f"begin_fraction={self.begin_fraction} is after warmup_fraction={self.warmup_fraction}; "
                 f"the gates must start before the target reaches the budget."
             )
-        for name in ("begin_step", "warmup_steps", "end_step"):
+        for name in ("begin_step", "warmup_end_step", "end_step"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise InvalidConfigError(f"{name}={value} is negative; use a step >= 0 or None.")
-        if self.warmup_steps is not None and self.end_step is not None and self.warmup_steps > self.end_step:
-            raise InvalidConfigError(f"warmup_steps={self.warmup_steps} is after end_step={self.end_step}.")
+        warmup_end, end = self.warmup_end_step, self.end_step
+        if warmup_end is not None and end is not None and warmup_end > end:
+            raise InvalidConfigError(f"warmup_end_step={warmup_end} is after end_step={end}.")
 
     @property
     def target_sparsity(self) -> float:
@@ -137,23 +159,21 @@ class RankConfig(PruningConfig):
         """
         return 1.0 - self.target_params_fraction
 
-    def resolve_begin(self, total_steps: int) -> int:
-        """The optimizer step at which gates and multipliers start training (never after the warm-up).
+    def resolve_schedule(self, total_steps: int) -> RankSchedule:
+        """The (begin, warm-up end, gate freeze) optimizer steps for a run of ``total_steps``.
+
+        Explicit steps override the fractions. The warm-up never ends after the freeze and the
+        gates never start after the warm-up ends, so ``begin <= warmup_end <= end``.
 
         Example:
-            >>> RankConfig().resolve_begin(600), RankConfig(warmup_steps=20).resolve_begin(600)
-            (60, 20)
+            >>> RankConfig().resolve_schedule(600)
+            RankSchedule(begin=60, warmup_end=180, end=420)
+            >>> RankConfig(warmup_end_step=20, end_step=50).resolve_schedule(600)
+            RankSchedule(begin=20, warmup_end=20, end=50)
         """
-        begin = self.begin_step if self.begin_step is not None else round(self.begin_fraction * total_steps)
-        return min(begin, self.resolve_steps(total_steps)[0])
-
-    def resolve_steps(self, total_steps: int) -> tuple[int, int]:
-        """The (warm-up end, gate freeze) optimizer steps for a run of ``total_steps``.
-
-        Example:
-            >>> RankConfig(warmup_steps=50).resolve_steps(600)
-            (50, 420)
-        """
-        warmup = self.warmup_steps if self.warmup_steps is not None else round(self.warmup_fraction * total_steps)
+        warmup_end = (
+            self.warmup_end_step if self.warmup_end_step is not None else round(self.warmup_fraction * total_steps)
+        )
         end = self.end_step if self.end_step is not None else round(self.end_fraction * total_steps)
-        return warmup, max(warmup, end)
+        begin = self.begin_step if self.begin_step is not None else round(self.begin_fraction * total_steps)
+        return RankSchedule(begin=min(begin, warmup_end), warmup_end=warmup_end, end=max(warmup_end, end))

@@ -36,7 +36,9 @@ from typing import Any, Literal
 import torch
 
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
+from ..registry import register_method
 from ..schedules import cubic_sparsity
+from ..state_dicts import StateGroups
 from .base import ElementwiseMaskMethod, pruned_masks_for_target
 
 # The controller may move a matrix's gamma this many times away from the configured value,
@@ -238,11 +240,11 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
             stats["proximal_sparsity"] = self.proximal_sparsity
         return stats
 
-    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def state_dict(self) -> tuple[StateGroups, dict[str, Any]]:
         tensors, metadata = super().state_dict()
         if self.gamma is not None:
             tensors["gamma"] = self.gamma.clone()
-        tensors.update({f"alpha::{name}": a for name, a in self.alpha.items()})
+        tensors["alpha"] = dict(self.alpha)
         metadata.update(
             reweight_round=self.reweight_round,
             scheduled_sparsity=self.scheduled_sparsity,
@@ -252,17 +254,16 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
         )
         return tensors, metadata
 
-    def load_state_dict(self, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    def load_state_dict(self, tensors: StateGroups, metadata: dict[str, Any]) -> None:
         super().load_state_dict(tensors, metadata)
         if "gamma" in tensors:
             self.gamma = tensors["gamma"].to(torch.float64).clone()
-        self.alpha = {
-            key.split("::", 1)[1]: value.to(self.weight(key.split("::", 1)[1]).device)
-            for key, value in tensors.items()
-            if key.startswith("alpha::")
-        }
+        self.alpha = {name: value.to(self.weight(name).device) for name, value in (tensors.get("alpha") or {}).items()}
         self.reweight_round = int(metadata["reweight_round"])
         self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
         self.proximal_sparsity = metadata["proximal_sparsity"]
         self.readmitted = int(metadata["readmitted"])
         self.last_threshold = float(metadata["last_threshold"])
+
+
+register_method(RPPConfig, ReweightedProximalPruning)

@@ -31,7 +31,6 @@ class TaskSpec:
     source: str
     min_abs_score: float = 0.5
     labels: tuple[str, ...] = ("negative", "positive")
-    metric: str = "accuracy"
 
 
 TASKS: dict[str, TaskSpec] = {
