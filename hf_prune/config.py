@@ -12,11 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal
 
 from .errors import InvalidConfigError
@@ -74,8 +75,72 @@ def check_range(
         )
 
 
+def describe_type(annotation: Any) -> str:
+    """A readable form of a config field's annotation, listing a ``Literal``'s allowed values.
+
+    Example:
+        >>> describe_type(Literal["per_matrix", "global"])
+        "one of ['per_matrix', 'global']"
+        >>> describe_type(int | None)
+        'int or None'
+    """
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return f"one of {list(typing.get_args(annotation))}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        return f"a list of {describe_type(item)}"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def unknown_fields_message(config_class: type[PruningConfig], unknown: list[str]) -> str:
+    """Why each of ``unknown`` is not a field of ``config_class``, and what to use instead.
+
+    Example:
+        >>> from hf_prune import MagnitudeConfig
+        >>> print(unknown_fields_message(MagnitudeConfig, ["targt_sparsity"]))
+        Unknown field(s) ['targt_sparsity'] for MagnitudeConfig. 'targt_sparsity': did you mean 'target_sparsity'? Valid fields: ['begin_fraction', 'begin_step', 'end_fraction', 'end_step', 'exclude', 'include', 'include_embeddings', 'initial_sparsity', 'prune_interval', 'sparsity_distribution', 'target_sparsity'].
+    """
+    from .registry import available_methods, get_config_class
+
+    known = sorted(f.name for f in fields(config_class))
+    hints = []
+    for key in unknown:
+        if key in config_class.legacy_field_names:
+            hints.append(f"{key!r} is now called {config_class.legacy_field_names[key]!r}.")
+        elif key in config_class.field_hints:
+            hints.append(f"{key!r}: {config_class.field_hints[key]}.")
+        elif close := difflib.get_close_matches(key, known, n=1):
+            hints.append(f"{key!r}: did you mean {close[0]!r}?")
+        else:
+            owners = [name for name in available_methods() if key in {f.name for f in fields(get_config_class(name))}]
+            if owners:
+                hints.append(f"{key!r} is a field of the {owners} methods' configs, not of {config_class.__name__}.")
+    detail = (" " + " ".join(hints)) if hints else ""
+    return f"Unknown field(s) {unknown} for {config_class.__name__}.{detail} Valid fields: {known}."
+
+
+class _ConfigMeta(type):
+    """Checks keyword names before the dataclass ``__init__`` runs, so a typo is an
+    :class:`InvalidConfigError` that suggests the field instead of a bare ``TypeError``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if is_dataclass(cls):
+            names = {f.name for f in fields(cls)}
+            unknown = sorted(set(kwargs) - names)
+            if unknown:
+                raise InvalidConfigError(unknown_fields_message(cls, unknown))  # type: ignore[arg-type]
+            if len(args) > len([f for f in fields(cls) if f.init]):
+                raise InvalidConfigError(f"{cls.__name__} takes keyword arguments, e.g. {cls.__name__}(target_sparsity=0.8).")
+        return super().__call__(*args, **kwargs)
+
+
 @dataclass
-class PruningConfig:
+class PruningConfig(metaclass=_ConfigMeta):
     """Fields every method shares: which modules get pruned.
 
     Args:
@@ -94,6 +159,8 @@ class PruningConfig:
     # Old field name -> new name, for fields renamed since an earlier layout: files written
     # before the rename still load; user input with an old name gets an error naming the new one.
     legacy_field_names: ClassVar[dict[str, str]] = {}
+    # Field names users reach for that this config spells otherwise: name -> what to use instead.
+    field_hints: ClassVar[dict[str, str]] = {}
 
     include: list[str] | None = field(
         default=None, metadata={"help": "Regexes (re.search) selecting the modules to prune."}
@@ -113,9 +180,13 @@ class PruningConfig:
                 value = list(value)
                 setattr(self, f.name, value)
             if not _type_matches(value, hints[f.name]):
-                expected = getattr(hints[f.name], "__name__", str(hints[f.name]))
+                if typing.get_origin(hints[f.name]) is Literal:
+                    raise InvalidConfigError(
+                        f"{type(self).__name__}.{f.name}={value!r} is not {describe_type(hints[f.name])}."
+                    )
                 raise InvalidConfigError(
-                    f"{type(self).__name__}.{f.name}={value!r} has type {type(value).__name__}, expected {expected}."
+                    f"{type(self).__name__}.{f.name}={value!r} has type {type(value).__name__}, expected "
+                    f"{describe_type(hints[f.name])}."
                 )
 
     def validate(self) -> None:
@@ -140,16 +211,6 @@ class PruningConfig:
             raise InvalidConfigError(
                 f"{cls.__name__}.from_dict got a config for method {method!r}; "
                 f"use PruningConfig.from_dict to build any method's config."
-            )
-        known = {f.name for f in fields(config_class)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            renamed = {
-                key: config_class.legacy_field_names[key] for key in unknown if key in config_class.legacy_field_names
-            }
-            hint = "".join(f" {old!r} is now called {new!r}." for old, new in renamed.items())
-            raise InvalidConfigError(
-                f"Unknown field(s) {unknown} for {config_class.__name__}; valid fields: {sorted(known)}.{hint}"
             )
         return config_class(**data)
 

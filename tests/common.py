@@ -20,6 +20,7 @@ Example (what a contract looks like from a test)::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -32,7 +33,9 @@ import torch
 from datasets import Dataset
 from torch import nn
 from transformers import (
+    CONFIG_MAPPING,
     AlbertConfig,
+    AutoModelForSequenceClassification,
     AlbertForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
@@ -66,6 +69,7 @@ from hf_prune import (
     available_methods,
     create_method,
     load_pruned,
+    read_report,
     save_pruned,
 )
 from hf_prune.factorization import FactorizedLinear
@@ -407,6 +411,8 @@ class MethodCase:
 METHODS: dict[str, MethodCase] = {
     name: MethodCase(name, TINY_RUN_OVERRIDES.get(name, {}), START_SPARSITY.get(name)) for name in available_methods()
 }
+# Formats whose folders load with plain ``from_pretrained`` (the format's promise, checked on every model).
+PLAIN_FROM_PRETRAINED_FORMATS = {"dense"}
 METHOD_FORMATS: list[tuple[str, str]] = [(name, fmt) for name, case in METHODS.items() for fmt in case.formats]
 
 
@@ -504,6 +510,7 @@ class ContractTester:
         self.save_steps = save_steps
         self.dataset = tiny_dataset()
         self._runs: dict[tuple[str, str, bool], TrainedRun] = {}
+        self._fine_tuned: dict[tuple[str, str, str], tuple[nn.Module, Any, dict[str, int]]] = {}
 
     # ----------------------------------------------------------------------- runs (cached)
     def run_args(self, arch: str) -> dict[str, Any]:
@@ -557,6 +564,8 @@ class ContractTester:
         """The target is met in the saved file: element-wise methods exactly, per matrix (or the
         zeros the model started with are all still there); factored methods within the budget."""
         folder, report = run.exports[fmt]
+        assert read_report(folder) == json.loads(json.dumps(report))  # the report on disk is the one returned
+        assert report["method"] == run.case.name and report["format"] == fmt
         loaded = load_pruned(folder)
         names = report["pruned_weights"]
         assert names, "the report names no pruned weight"
@@ -618,11 +627,14 @@ class ContractTester:
         assert type(loaded) is type(run.trainer.model), type(loaded)
         assert not loaded.training
         torch.testing.assert_close(logits(loaded), run.logits, atol=1e-5, rtol=0)
+        if fmt in PLAIN_FROM_PRETRAINED_FORMATS:
+            # No hf_prune needed: the Auto class for transformers' models, the class itself otherwise.
+            known = loaded.config.model_type in CONFIG_MAPPING
+            plain = (AutoModelForSequenceClassification if known else type(loaded)).from_pretrained(folder)
+            torch.testing.assert_close(logits(plain), run.logits, atol=1e-5, rtol=0)
 
     def check_config_round_trip(self, run: TrainedRun) -> None:
         """The config survives ``to_dict`` -> JSON -> ``from_dict``, and every export holds it."""
-        import json
-
         config = run.case.config()
         again = PruningConfig.from_dict(json.loads(json.dumps(config.to_dict())))
         assert again == config and type(again) is type(config)
@@ -642,24 +654,45 @@ class ContractTester:
         for name in names:
             assert bool((after[name][before[name] == 0] == 0).all()), f"a zero of {name} moved"
         assert any(not torch.equal(before[n], after[n]) for n in names), "fine-tuning changed nothing"
-        again = trainer.save_pruned(os.path.join(run.folder, f"finetune-{fmt}-export"), format=fmt)
+        out = os.path.join(run.folder, f"finetune-{fmt}-export")
+        again = trainer.save_pruned(out, format=fmt)
         for name in names:
             assert again["saved_sparsity_per_matrix"][name] >= report["saved_sparsity_per_matrix"][name], name
+        torch.testing.assert_close(logits(load_pruned(out)), logits(model), atol=1e-5, rtol=0)
+
+    def fine_tuned_factored(self, run: TrainedRun, fmt: str) -> tuple[nn.Module, Any, dict[str, int]]:
+        """``(model, trainer, ranks before)``: the ``fmt`` export of ``run`` loaded and fine-tuned
+        with ``FrozenMaskConfig`` (the fine-tuning path for pruned models); cached."""
+        key = (run.case.name, run.arch, f"finetune-{fmt}")
+        if key not in self._fine_tuned:
+            model = load_pruned(run.exports[fmt][0])
+            ranks = factored_ranks(model)
+            assert ranks, "the export holds no factored layer"
+            before = model_state(model)
+            trainer = frozen_mask_trainer(os.path.join(run.folder, f"finetune-{fmt}"), model, self.dataset)
+            trainer.train()
+            changed = any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+            assert changed, "fine-tuning changed nothing"
+            self._fine_tuned[key] = (model, trainer, ranks)
+        return self._fine_tuned[key]
 
     def check_fine_tune_keeps_factors(self, run: TrainedRun, fmt: str) -> None:
-        """A loaded factored export fine-tuned (``FrozenMaskConfig``, the fine-tuning path for
-        pruned models) keeps its factor shapes, and exports again in ``fmt`` with them."""
-        folder, _ = run.exports[fmt]
-        model = load_pruned(folder)
-        shapes = {n: m.rank for n, m in model.named_modules() if isinstance(m, FactorizedLinear)}
-        assert shapes, "the export holds no factored layer"
-        before = model_state(model)
-        trainer = frozen_mask_trainer(os.path.join(run.folder, f"finetune-{fmt}"), model, self.dataset)
-        trainer.train()
-        assert {n: m.rank for n, m in model.named_modules() if isinstance(m, FactorizedLinear)} == shapes
-        assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items()), "fine-tuning changed nothing"
-        out = os.path.join(run.folder, f"finetune-{fmt}-export")
-        save_pruned(model, out, trainer.pruning_method, format=fmt)
+        """Fine-tuning a loaded factored export keeps every factored layer at its rank."""
+        model, _, ranks = self.fine_tuned_factored(run, fmt)
+        assert factored_ranks(model) == ranks
+
+    def check_fine_tuned_factors_export_again(self, run: TrainedRun, fmt: str, out_fmt: str) -> None:
+        """The fine-tuned factored model exports again in ``out_fmt`` and loads back with equal
+        outputs (and its ranks, where ``out_fmt`` keeps factors)."""
+        model, trainer, ranks = self.fine_tuned_factored(run, fmt)
+        out = os.path.join(run.folder, f"finetune-{fmt}-export-{out_fmt}")
+        save_pruned(model, out, trainer.pruning_method, format=out_fmt)
         loaded = load_pruned(out)
-        assert {n: m.rank for n, m in loaded.named_modules() if isinstance(m, FactorizedLinear)} == shapes
+        if factored_ranks(loaded):
+            assert factored_ranks(loaded) == ranks
         torch.testing.assert_close(logits(loaded), logits(model), atol=1e-5, rtol=0)
+
+
+def factored_ranks(model: nn.Module) -> dict[str, int]:
+    """Module name -> rank of every FactorizedLinear in ``model``."""
+    return {name: module.rank for name, module in model.named_modules() if isinstance(module, FactorizedLinear)}

@@ -23,6 +23,7 @@ torch.set_num_threads(1)
 
 from .common import (  # noqa: E402  (after the environment is set)
     MODELS,
+    ContractTester,
     SEQ,
     VOCAB,
     tiny_bert,
@@ -53,3 +54,10 @@ __all__ = [
 @pytest.fixture
 def dataset() -> Dataset:
     return tiny_dataset()
+
+
+@pytest.fixture(scope="session")
+def contract_tester(tmp_path_factory) -> ContractTester:
+    """One per session: its trained runs and exports are shared by every test that reads them
+    (the contract suite, and the log and report checks of the per-feature tests)."""
+    return ContractTester(tmp_path_factory.mktemp("contract"))

@@ -32,9 +32,19 @@ ELEMENTWISE_PAIRS = [(m, f) for m, f in METHOD_FORMATS if METHODS[m].structure =
 FACTORED_PAIRS = [(m, f) for m, f in METHOD_FORMATS if METHODS[m].structure == "factored" and f in FACTOR_FORMATS]
 
 
-@pytest.fixture(scope="session")
-def tester(tmp_path_factory) -> ContractTester:
-    return ContractTester(tmp_path_factory.mktemp("contract"))
+# Known gaps of the library, by output format, for re-exporting a fine-tuned factored model.
+REEXPORT_FAILURES = {
+    "factored": "no method can re-export a fine-tuned factored model with its factors: FrozenMaskConfig "
+    "declares elementwise weights, so save_pruned refuses format='factored' (FormatMismatchError)",
+    "dense": "bug: save_pruned(format='dense') of a model holding FactorizedLinear, with FrozenMask targets on "
+    "their down/up layers, raises KeyError '<layer>.down.weight' in formats/measure.py measure_zeros "
+    "(the densified state dict has '<layer>.weight' instead)",
+}
+
+
+@pytest.fixture
+def tester(contract_tester) -> ContractTester:
+    return contract_tester
 
 
 def test_the_tables_cover_every_registered_method_and_format():
@@ -112,3 +122,18 @@ def test_frozen_fine_tune_of_a_loaded_export_keeps_every_zero(tester, method_nam
 @pytest.mark.parametrize("method_name, fmt", FACTORED_PAIRS)
 def test_fine_tune_of_a_loaded_factored_export_keeps_its_factors(tester, method_name, fmt):
     tester.check_fine_tune_keeps_factors(tester.trained(METHODS[method_name], ContractTester.RESUME_ARCH), fmt)
+
+
+@pytest.mark.parametrize(
+    "method_name, fmt, out_fmt",
+    [
+        pytest.param(
+            m, f, out, marks=[pytest.mark.xfail(strict=True, reason=REEXPORT_FAILURES[out])] if out in REEXPORT_FAILURES else []
+        )
+        for m, f in FACTORED_PAIRS
+        for out in METHODS[m].formats
+    ],
+)
+def test_fine_tuned_factored_model_exports_again(tester, method_name, fmt, out_fmt):
+    run = tester.trained(METHODS[method_name], ContractTester.RESUME_ARCH)
+    tester.check_fine_tuned_factors_export_again(run, fmt, out_fmt)
