@@ -133,9 +133,11 @@ class _ConfigMeta(type):
             names = {f.name for f in fields(cls)}
             unknown = sorted(set(kwargs) - names)
             if unknown:
-                raise InvalidConfigError(unknown_fields_message(cls, unknown))  # type: ignore[arg-type]
+                raise InvalidConfigError(unknown_fields_message(cls, unknown))
             if len(args) > len([f for f in fields(cls) if f.init]):
-                raise InvalidConfigError(f"{cls.__name__} takes keyword arguments, e.g. {cls.__name__}(target_sparsity=0.8).")
+                raise InvalidConfigError(
+                    f"{cls.__name__} takes keyword arguments, e.g. {cls.__name__}(target_sparsity=0.8)."
+                )
         return super().__call__(*args, **kwargs)
 
 

@@ -21,19 +21,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import transformers
 from torch import nn
 
+from .export_folder import atomic_directory, check_export_target
 from .factorization import factored_modules
 from .formats import (
     MANIFEST_FILE_NAME,
     ExportFormat,
+    ExportFormatError,
     MissingExportFileError,
     get_format,
     load_export,
@@ -61,55 +60,6 @@ __all__ = [
 ]
 
 
-def _is_replaceable(folder: str) -> bool:
-    """An existing folder may be replaced only if it is empty or a previous hf_prune export."""
-    entries = os.listdir(folder)
-    return not entries or MANIFEST_FILE_NAME in entries or REPORT_FILE_NAME in entries
-
-
-@contextmanager
-def atomic_directory(output_dir: str | os.PathLike[str]) -> Iterator[str]:
-    """Yield a temporary folder that replaces ``output_dir`` only if the block succeeds.
-
-    An existing ``output_dir`` is replaced only when it is empty or a previous export; any other
-    folder (a Trainer ``output_dir`` with checkpoints, a project folder) is refused before
-    anything is written, so an export never deletes unrelated files.
-
-    Example:
-        >>> import os, tempfile
-        >>> target = os.path.join(tempfile.mkdtemp(), "export")
-        >>> with atomic_directory(target) as tmp:
-        ...     open(os.path.join(tmp, "a.txt"), "w").close()
-        >>> os.listdir(target)
-        ['a.txt']
-    """
-    output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not (os.path.isdir(output_dir) and _is_replaceable(output_dir)):
-        raise FileExistsError(
-            f"{output_dir} exists and is not an hf_prune export (no {MANIFEST_FILE_NAME}); refusing to "
-            f"replace it. Export into a new or empty folder (not the Trainer's output_dir)."
-        )
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it 0700; an export is meant to be shared
-    try:
-        yield staging
-        if os.path.exists(output_dir):
-            retired = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=parent)
-            os.rmdir(retired)
-            os.replace(output_dir, retired)
-            os.replace(staging, output_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def save_pruned(
     model: nn.Module,
     output_dir: str | os.PathLike[str],
@@ -132,6 +82,9 @@ def save_pruned(
     ``bytes_after`` (the weights file on disk; also ``weight_bytes``), and ``pruned_bytes`` /
     ``pruned_dense_bytes`` (the pruned matrices as stored / as dense tensors).
 
+    ``processing_class`` (the tokenizer) is saved with the export; without it, the tokenizer of
+    the local folder the model was loaded from is saved, if it has one (a warning says when none is).
+
     Raises:
         UnknownFormatError: ``format`` is not registered (before anything is done).
         FormatMismatchError: ``format`` cannot store the method's result (before anything is done).
@@ -140,21 +93,26 @@ def save_pruned(
         >>> # report = save_pruned(model, "out/compact", method, format="compact")
         >>> # report["pruned_bytes"] / report["pruned_dense_bytes"]   # 0.131 at 90% sparsity, float32
     """
-    spec = check_format_fits(format, method.weight_structure, method.name)  # before finalize() changes the model
+    # Everything that can be refused is refused before finalize() changes the model.
+    spec = check_format_fits(format, method.weight_structure, method.name)
+    check_export_target(output_dir)
     report = method.finalize()
     method.materialize()
     weight_names = _pruned_weight_names(method, model)
     with atomic_directory(output_dir) as staging:
         fields = spec.save(model, staging, weight_names)
         manifest = {"format": spec.name, **model_class_fields(model), **fields}
-        write_manifest(staging, manifest)
         report.update(format=spec.name, target_sparsity=getattr(method.config, "target_sparsity", None))
         report.update(spec.measure(staging, manifest, weight_names))
+        processing_class = processing_class if processing_class is not None else _tokenizer_of(model)
         if processing_class is not None:
             processing_class.save_pretrained(staging)
         method.config.save(staging)
         with open(os.path.join(staging, REPORT_FILE_NAME), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
+        # Written last, listing every file of the export: a later re-export keeps any other file.
+        manifest["files"] = sorted({*os.listdir(staging), MANIFEST_FILE_NAME})
+        write_manifest(staging, manifest)
     logger.info(
         "Saved %s export to %s (sparsity %.4f, %d bytes)",
         spec.name,
@@ -165,10 +123,37 @@ def save_pruned(
     return report
 
 
+def _tokenizer_of(model: nn.Module) -> Any:
+    """The tokenizer saved beside the model's pretrained weights, when they came from a local
+    folder that holds one (so an export is usable without the original path); else ``None``."""
+    source = getattr(getattr(model, "config", None), "_name_or_path", "")
+    if not source or not os.path.isdir(source):
+        logger.warning(
+            "No tokenizer saved with the export: pass processing_class=<tokenizer> (PruningTrainer passes its "
+            "own) to make the export self-contained."
+        )
+        return None
+    try:
+        return transformers.AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, KeyError):
+        logger.warning("No tokenizer saved with the export: %s holds none; pass processing_class=.", source)
+        return None
+
+
 def _pruned_weight_names(method: PruningMethod, model: nn.Module) -> list[str]:
-    """Dense-equivalent weight keys of the pruned matrices: the targets and any factored layer."""
-    names = [f"{name}.weight" for name in method.targets]
-    names += [f"{name}.weight" for name in factored_modules(model) if f"{name}.weight" not in names]
+    """Dense-equivalent weight keys of the pruned matrices: the targets and any factored layer.
+
+    A target inside a factored layer (``x.down``, ``x.up``: a factored export fine-tuned with
+    its structure frozen) counts as the factored layer's dense weight ``x.weight``.
+    """
+    factored = list(factored_modules(model))
+    names: list[str] = []
+    for target in method.targets:
+        owner = next((name for name in factored if target.startswith(name + ".")), None)
+        key = f"{owner or target}.weight"
+        if key not in names:
+            names.append(key)
+    names += [f"{name}.weight" for name in factored if f"{name}.weight" not in names]
     return names
 
 
@@ -214,10 +199,11 @@ def _local_folder(path: str | os.PathLike[str], hub: Mapping[str, Any]) -> str |
         return os.path.join(path, hub["subfolder"]) if hub.get("subfolder") else path
     if _looks_local(path):
         raise MissingExportFileError(f"No export folder at {path!r}; check the path (save_pruned writes one).")
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import hf_hub_download, snapshot_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HFValidationError,
+        LocalEntryNotFoundError,
         RepositoryNotFoundError,
     )
 
@@ -225,11 +211,20 @@ def _local_folder(path: str | os.PathLike[str], hub: Mapping[str, Any]) -> str |
     download = {key: value for key, value in hub.items() if key != "subfolder"}
     try:
         manifest_file = hf_hub_download(path, MANIFEST_FILE_NAME, subfolder=subfolder or None, **download)
-    except EntryNotFoundError:  # a plain Hub model, or offline (LocalEntryNotFoundError) without it
-        return None  # cached: from_pretrained then loads it, or says why it cannot
+    except LocalEntryNotFoundError:  # offline (or unreachable), and no cached manifest
+        config = f"{subfolder}/config.json" if subfolder else "config.json"
+        if not isinstance(try_to_load_from_cache(path, config, cache_dir=hub.get("cache_dir")), str):
+            raise MissingExportFileError(
+                f"No local folder {path!r} exists, and as a Hub repo id it is not in the local cache while the "
+                f"Hub cannot be reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). Check the path, "
+                f"or download the repo while online."
+            ) from None
+        return None  # a cached plain model: from_pretrained loads it
+    except EntryNotFoundError:  # a plain Hub model without a manifest
+        return None
     except (HFValidationError, RepositoryNotFoundError):
         raise MissingExportFileError(
-            f"{path!r} is neither an export folder nor an existing Hub repo; check the path."
+            f"No local folder {path!r} exists, and it is not an existing Hub repo either; check the path."
         ) from None
     manifest = read_manifest(os.path.dirname(manifest_file))
     if manifest is None or manifest["format"] == "dense":
@@ -256,6 +251,30 @@ def _check_plain_folder(folder: str) -> None:
             f"{folder} holds neither {MANIFEST_FILE_NAME} nor config.json, so it is not an export; point "
             f"load_pruned at the folder save_pruned wrote."
         )
+    parametrized = _parametrized_keys(folder)
+    if parametrized:
+        raise ExportFormatError(
+            f"{folder} is a Trainer checkpoint taken during pruning, not an export: its weights are stored "
+            f"re-parametrized for exact resume (e.g. {parametrized[0]!r}), so no model class can load them. "
+            f"Resume training from it (trainer.train(resume_from_checkpoint=...)), then export with "
+            f"trainer.save_pruned(folder) (or hf_prune.save_pruned)."
+        )
+
+
+def _parametrized_keys(folder: str) -> list[str]:
+    """Weight keys of a torch parametrization (``...parametrizations.weight.original``) in the
+    folder's safetensors files: what movement and rank checkpoints hold."""
+    from safetensors import SafetensorError, safe_open
+
+    keys: list[str] = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors") and not name.startswith("hf_prune_state"):
+            try:
+                with safe_open(os.path.join(folder, name), framework="pt") as handle:
+                    keys += [key for key in handle.keys() if ".parametrizations." in key]
+            except SafetensorError:
+                continue  # from_pretrained reports an unreadable file itself
+    return keys
 
 
 def _load_plain(

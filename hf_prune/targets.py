@@ -31,13 +31,22 @@ _NON_ENCODER_PARTS = re.compile(r"(^|\.)pooler(\.|$)")
 
 
 def _backbone(model: nn.Module) -> tuple[nn.Module, str]:
-    """The encoder backbone and its name prefix inside ``model``."""
+    """The encoder backbone and its name prefix inside ``model``.
+
+    For an encoder-decoder model (T5, BART) it is the encoder only (``get_encoder()``): hf_prune
+    prunes encoders; the decoder stays dense.
+    """
     base = getattr(model, "base_model", None)
     if not isinstance(base, nn.Module):
         raise UnsupportedModelError(
             f"{type(model).__name__} has no `base_model`; hf_prune prunes Hugging Face "
             f"transformers models (PreTrainedModel subclasses such as BertForSequenceClassification)."
         )
+    get_encoder = getattr(model, "get_encoder", None)
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False) and callable(get_encoder):
+        encoder = get_encoder()
+        if isinstance(encoder, nn.Module) and encoder is not model:
+            base = encoder
     if base is model:
         return model, ""
     for name, module in model.named_modules():
@@ -119,9 +128,16 @@ def find_targets(
     """
     candidates = candidate_modules(model, include_embeddings)
     if not candidates:
+        conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())
+        detail = (
+            " Its layers are transformers' Conv1D (GPT-2 style decoder-only models), which hf_prune does not prune."
+            if conv1d
+            else ""
+        )
         raise UnsupportedModelError(
             f"{type(model).__name__} has no nn.Linear layers in its encoder; hf_prune prunes "
-            f"transformer encoders built from nn.Linear (BERT, RoBERTa, DistilBERT, ELECTRA, ...)."
+            f"transformer encoders built from nn.Linear (BERT, RoBERTa, DistilBERT, ELECTRA, DeBERTa, T5's "
+            f"encoder, ...).{detail}"
         )
     names = list(candidates)
     _check_patterns("include", include or [], names)

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from typing import Any
 
@@ -37,9 +38,12 @@ from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from .callback import PruningCallback, PruningSpec
-from .checkpointing import save_method_state
+from .checkpointing import check_state_matches, save_method_state
 from .export import save_pruned
+from .export_folder import ExportTargetError
 from .methods import PruningMethod
+
+logger = logging.getLogger(__name__)
 
 
 class PruningTrainerMixin:
@@ -93,6 +97,10 @@ class PruningTrainerMixin:
             folder = resume_from_checkpoint
             if folder is True:
                 folder = get_last_checkpoint(self.args.output_dir)  # Trainer raises if None
+            if folder and self.pruning_method is not None:
+                # Before the Trainer restores its optimizer: another method's parameters would make
+                # torch fail with "parameter group doesn't match", which says nothing useful.
+                check_state_matches(self.pruning_method, folder)
             self.pruning_callback.resume_from_checkpoint = folder
         return super().train(resume_from_checkpoint, *args, **kwargs)  # type: ignore[misc]
 
@@ -121,6 +129,17 @@ class PruningTrainerMixin:
         method = self.pruning_method
         if method is None:
             raise ValueError("This trainer has no pruning config; nothing pruned to save.")
+        if output_dir is not None and os.path.abspath(output_dir) == os.path.abspath(str(self.args.output_dir)):
+            raise ExportTargetError(
+                f"{os.path.abspath(output_dir)} is the Trainer's output_dir, where it writes checkpoints; export "
+                f"into another folder, e.g. {os.path.join(str(self.args.output_dir), 'pruned')!r}."
+            )
+        if method.total_steps is None and not method.finished:
+            logger.warning(
+                "save_pruned before any training: %s prunes the weights in one shot now, with no fine-tuning to "
+                "recover; metrics from an earlier evaluate() describe the model before pruning.",
+                method.name,
+            )
         report = None
         if self.args.should_save:
             report = save_pruned(

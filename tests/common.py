@@ -131,14 +131,24 @@ def batch_loss(model: nn.Module, seed: int = 0) -> torch.Tensor:
     return model(input_ids=ids, labels=torch.tensor([0, 1, 0, 1])).loss
 
 
-def train_steps(model: nn.Module, method: Any, steps: int, lr: float = 1e-3, weight_decay: float = 0.0, on_step=None):
+def train_steps(
+    model: nn.Module,
+    method: Any,
+    steps: int,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    on_step: Callable[[int], None] | None = None,
+    begin: bool = True,
+) -> torch.optim.Optimizer:
     """A plain PyTorch loop (AdamW): ``steps`` optimizer steps, ``method.step`` after each.
 
-    Calls ``method.begin(steps)`` first, as the Trainer integration does; ``on_step(step)`` runs
-    after each method step. Returns the optimizer.
+    Calls ``method.begin(steps)`` first (as the Trainer integration does) unless ``begin=False``
+    (a method :func:`attached` already began); ``on_step(step)`` runs after each method step.
+    Returns the optimizer.
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    method.begin(steps)
+    if begin:
+        method.begin(steps)
     for step in range(1, steps + 1):
         optimizer.zero_grad()
         batch_loss(model, step).backward()
@@ -147,6 +157,17 @@ def train_steps(model: nn.Module, method: Any, steps: int, lr: float = 1e-3, wei
         if on_step is not None:
             on_step(step)
     return optimizer
+
+
+def attached(config: PruningConfig, total_steps: int | None = 100, seed: int = 0, model: nn.Module | None = None):
+    """``(model, method)``: a method of ``config`` attached to ``model`` (default a tiny BERT of
+    ``seed``) and begun for ``total_steps`` (not begun when ``None``)."""
+    model = model if model is not None else tiny_bert(seed)
+    method = create_method(config)
+    method.attach(model)
+    if total_steps is not None:
+        method.begin(total_steps)
+    return model, method
 
 
 # =========================================================================== tiny models

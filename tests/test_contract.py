@@ -12,7 +12,7 @@ import pytest
 import transformers
 
 from hf_prune import available_methods, create_method, load_pruned
-from hf_prune.formats import formats_for, get_format, read_manifest
+from hf_prune.formats import FormatMismatchError, formats_for, get_format, read_manifest
 
 from .common import (
     METHOD_FORMATS,
@@ -32,14 +32,28 @@ ELEMENTWISE_PAIRS = [(m, f) for m, f in METHOD_FORMATS if METHODS[m].structure =
 FACTORED_PAIRS = [(m, f) for m, f in METHOD_FORMATS if METHODS[m].structure == "factored" and f in FACTOR_FORMATS]
 
 
-# Known gaps of the library, by output format, for re-exporting a fine-tuned factored model.
+# Known gaps of the library, by output format, when re-exporting a fine-tuned factored model:
+# format -> (the exception raised today, why).
 REEXPORT_FAILURES = {
-    "factored": "no method can re-export a fine-tuned factored model with its factors: FrozenMaskConfig "
-    "declares elementwise weights, so save_pruned refuses format='factored' (FormatMismatchError)",
-    "dense": "bug: save_pruned(format='dense') of a model holding FactorizedLinear, with FrozenMask targets on "
-    "their down/up layers, raises KeyError '<layer>.down.weight' in formats/measure.py measure_zeros "
-    "(the densified state dict has '<layer>.weight' instead)",
+    "factored": (
+        FormatMismatchError,
+        "no method can re-export a fine-tuned factored model with its factors: FrozenMaskConfig declares "
+        "elementwise weights, so save_pruned refuses format='factored'",
+    ),
+    "dense": (
+        KeyError,
+        "bug: save_pruned(format='dense') of a model holding FactorizedLinear, with FrozenMask targets on their "
+        "down/up layers, raises KeyError '<layer>.down.weight' in formats/measure.py measure_zeros (the "
+        "densified state dict has '<layer>.weight' instead)",
+    ),
 }
+
+
+def _known_failure(known):
+    if known is None:
+        return []
+    raises, reason = known
+    return [pytest.mark.xfail(strict=True, raises=raises, reason=reason)]
 
 
 @pytest.fixture
@@ -127,9 +141,7 @@ def test_fine_tune_of_a_loaded_factored_export_keeps_its_factors(tester, method_
 @pytest.mark.parametrize(
     "method_name, fmt, out_fmt",
     [
-        pytest.param(
-            m, f, out, marks=[pytest.mark.xfail(strict=True, reason=REEXPORT_FAILURES[out])] if out in REEXPORT_FAILURES else []
-        )
+        pytest.param(m, f, out, marks=_known_failure(REEXPORT_FAILURES.get(out)))
         for m, f in FACTORED_PAIRS
         for out in METHODS[m].formats
     ],

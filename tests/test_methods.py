@@ -8,24 +8,7 @@ import torch
 from hf_prune import FrozenMaskConfig, MagnitudeConfig, RPPConfig, create_method
 from hf_prune.methods.base import keep_topk_mask, pruned_masks_for_target
 
-from .conftest import tiny_bert
-
-
-def _loss(model, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, 100, (4, 8), generator=generator)
-    return model(input_ids=ids, labels=torch.tensor([0, 1, 0, 1])).loss
-
-
-def _train(model, method, steps, lr=1e-3, weight_decay=0.0):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    method.begin(steps)
-    for step in range(1, steps + 1):
-        optimizer.zero_grad()
-        _loss(model, step).backward()
-        optimizer.step()
-        method.step(step, optimizer)
-    return optimizer
+from .common import batch_loss, tiny_bert, train_steps
 
 
 def test_topk_mask_is_exact_with_ties():
@@ -89,7 +72,7 @@ def test_proximal_step_leaves_adam_moments_alone():
     grads, shrunk = [], []
     for step in (1, 2):
         optimizer.zero_grad()
-        _loss(model, step).backward()
+        batch_loss(model, step).backward()
         grads.append(weight.grad.detach().clone())
         optimizer.step()
         before = weight.detach().clone()
@@ -143,7 +126,7 @@ def test_rpp_reaches_the_exact_target_and_freezes(threshold, distribution):
     )
     method = create_method(config)
     method.attach(model)
-    _train(model, method, 30, weight_decay=0.1)
+    train_steps(model, method, 30, weight_decay=0.1)
     assert method.frozen
     report = method.finalize()
     if distribution == "per_matrix":
@@ -157,7 +140,7 @@ def test_rpp_controller_tracks_the_schedule_per_matrix():
     model = tiny_bert()
     method = create_method(RPPConfig(target_sparsity=0.6, begin_step=0, end_step=60, reweight_interval=10))
     method.attach(model)
-    _train(model, method, 59)
+    train_steps(model, method, 59)
     per_matrix = list(method.sparsity_per_matrix().values())
     assert min(per_matrix) > 0.3, per_matrix  # every matrix is being pruned, not just the small-weight ones
 
@@ -171,7 +154,7 @@ def test_magnitude_follows_the_cubic_schedule():
     method.begin(50)
     for step in range(1, 51):
         optimizer.zero_grad()
-        _loss(model, step).backward()
+        batch_loss(model, step).backward()
         optimizer.step()
         method.step(step, optimizer)
         seen.append(method.sparsity())
@@ -185,9 +168,9 @@ def test_frozen_zeros_survive_weight_decay_and_momentum():
     model = tiny_bert()
     method = create_method(MagnitudeConfig(target_sparsity=0.5, begin_step=0, end_step=1))
     method.attach(model)
-    _train(model, method, 1)
+    train_steps(model, method, 1)
     zeros_before = {n: (m.weight == 0).clone() for n, m in method.targets.items()}
-    _train(model, method, 20, lr=1e-2, weight_decay=0.5)
+    train_steps(model, method, 20, lr=1e-2, weight_decay=0.5)
     for name, module in method.targets.items():
         assert bool((module.weight[zeros_before[name]] == 0).all())
 
@@ -199,6 +182,6 @@ def test_frozen_mask_method_keeps_existing_zeros():
         weight[:, :10] = 0
     method = create_method(FrozenMaskConfig())
     method.attach(model)
-    _train(model, method, 5, lr=1e-2)
+    train_steps(model, method, 5, lr=1e-2)
     assert bool((weight[:, :10] == 0).all())
     assert method.sparsity() == pytest.approx(10 * 64 / sum(m.weight.numel() for m in method.targets.values()))

@@ -9,28 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch.nn.utils import parametrize
-from transformers import AutoModelForSequenceClassification, Trainer
+from transformers import AutoModelForSequenceClassification
 
-from hf_prune import MovementConfig, PruningCallback, PruningConfig, PruningTrainer, create_method, save_pruned
+from hf_prune import MovementConfig, PruningConfig, save_pruned
 from hf_prune.errors import CheckpointMismatchError, InvalidConfigError
 from hf_prune.methods.base import approximate_keep_masks
 from hf_prune.schedules import cubic_sparsity
 
-from .conftest import tiny_bert, training_args
-
-
-def _attached(config: MovementConfig, total_steps: int = 100, seed: int = 0):
-    model = tiny_bert(seed)
-    method = create_method(config)
-    method.attach(model)
-    method.begin(total_steps)
-    return model, method
-
-
-def _loss(model, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, 100, (4, 8), generator=generator)
-    return model(input_ids=ids, labels=torch.tensor([0, 1, 0, 1])).loss
+from .common import attached, batch_loss, make_trainer, tiny_bert, train_steps
 
 
 def _mask_sparsity(method, name):
@@ -38,7 +24,7 @@ def _mask_sparsity(method, name):
 
 
 def test_scores_are_not_model_parameters_or_state():
-    model, method = _attached(MovementConfig())
+    model, method = attached(MovementConfig())
     score_ids = {id(s) for s in method.scores()}
     assert len(score_ids) == len(method.targets) == 12
     assert all(s.requires_grad and not isinstance(s, torch.nn.Parameter) for s in method.scores())
@@ -55,7 +41,7 @@ def test_scores_are_not_model_parameters_or_state():
 
 
 def test_straight_through_gradient_is_upstream_gradient_times_weight():
-    model, method = _attached(MovementConfig(target_sparsity=0.5, begin_step=0, end_step=10))
+    model, method = attached(MovementConfig(target_sparsity=0.5, begin_step=0, end_step=10))
     torch.manual_seed(1)
     with torch.no_grad():
         for score in method.scores():
@@ -67,27 +53,16 @@ def test_straight_through_gradient_is_upstream_gradient_times_weight():
     raw = method.raw_weight(name)
     with parametrize.cached():  # one W' tensor, used by the forward and the autograd.grad below
         masked = module.weight
-        d_masked, d_scores, d_raw = torch.autograd.grad(_loss(model), [masked, mask.scores, raw])
+        d_masked, d_scores, d_raw = torch.autograd.grad(batch_loss(model), [masked, mask.scores, raw])
     torch.testing.assert_close(d_scores, d_masked * raw.detach())
     torch.testing.assert_close(d_raw, d_masked * mask.keep)  # pruned weights get no gradient
     assert float(d_scores[~mask.keep].abs().sum()) > 0  # but their scores still do
 
 
-def _train(model, method, steps, on_step=None):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for step in range(1, steps + 1):
-        optimizer.zero_grad()
-        _loss(model, step).backward()
-        optimizer.step()
-        method.step(step, optimizer)
-        if on_step is not None:
-            on_step(step)
-
-
 @pytest.mark.parametrize("distribution", ["per_matrix", "global"])
 def test_hard_variant_follows_the_cubic_schedule_and_ends_exact(distribution):
     config = MovementConfig(target_sparsity=0.7, begin_step=3, end_step=9, sparsity_distribution=distribution)
-    model, method = _attached(config, total_steps=12)
+    model, method = attached(config, total_steps=12)
     seen = {}
 
     def check(step):
@@ -98,7 +73,7 @@ def test_hard_variant_follows_the_cubic_schedule_and_ends_exact(distribution):
             for name in method.targets:
                 assert _mask_sparsity(method, name) == pytest.approx(expected, abs=2e-3), (step, name)
 
-    _train(model, method, 12, check)
+    train_steps(model, method, 12, on_step=check, begin=False)
     assert seen[3] == 0.0 and seen[5] > 0.0  # dense warm-up, then the ramp
     assert all(float(s.detach().abs().sum()) > 0 for s in method.scores())  # scores learned meanwhile
     assert method.frozen and method.finished
@@ -118,7 +93,7 @@ def test_hard_variant_follows_the_cubic_schedule_and_ends_exact(distribution):
 
 def test_soft_penalty_moves_scores_down():
     for regularization in (0.0, 1.0):
-        model, method = _attached(
+        model, method = attached(
             MovementConfig(variant="soft", begin_step=0, end_step=10, soft_regularization=regularization)
         )
         initial = torch.cat([s.detach().flatten() for s in method.scores()])
@@ -136,9 +111,9 @@ def test_soft_variant_ends_exactly_at_the_target():
     config = MovementConfig(
         variant="soft", target_sparsity=0.6, begin_step=2, end_step=8, score_learning_rate=0.1, soft_regularization=1.0
     )
-    model, method = _attached(config, total_steps=10)
+    model, method = attached(config, total_steps=10)
     mid = {}
-    _train(model, method, 10, lambda step: mid.setdefault(step, method.sparsity()))
+    train_steps(model, method, 10, on_step=lambda step: mid.setdefault(step, method.sparsity()), begin=False)
     assert mid[2] == 0.0 and mid[6] > 0.0  # the ramped threshold starts cutting after begin
     report = method.finalize()
     assert report["variant"] == "soft" and 0.0 <= report["soft_threshold_sparsity"] <= 1.0
@@ -154,19 +129,10 @@ CONFIGS = {
 }
 
 
-def _make_trainer(path, model, dataset, config, use_callback, **arg_overrides):
-    args = training_args(path, **arg_overrides)
-    if use_callback:
-        callback = PruningCallback(config)
-        return Trainer(model=model, args=args, train_dataset=dataset, callbacks=[callback]), callback.method
-    trainer = PruningTrainer(model=model, args=args, train_dataset=dataset, pruning=config)
-    return trainer, trainer.pruning_method
-
-
 @pytest.mark.parametrize("use_callback", [False, True], ids=["PruningTrainer", "PruningCallback"])
 @pytest.mark.parametrize("variant", sorted(CONFIGS))
 def test_training_and_export(tmp_path, dataset, variant, use_callback):
-    trainer, method = _make_trainer(tmp_path / "run", tiny_bert(), dataset, CONFIGS[variant](), use_callback)
+    trainer, method = make_trainer(tmp_path / "run", tiny_bert(), dataset, CONFIGS[variant](), use_callback)
     trainer.train()
     assert method.frozen
     for name, sparsity in method.sparsity_per_matrix().items():
@@ -212,21 +178,17 @@ def _state(method):
     }
 
 
-@pytest.mark.parametrize(
-    "variant, use_callback",
-    [("hard", False), ("soft", False), ("hard", True)],
-    ids=["hard-PruningTrainer", "soft-PruningTrainer", "hard-PruningCallback"],
-)
-def test_resume_gives_the_same_weights_and_mask(tmp_path, dataset, variant, use_callback):
+def test_soft_variant_resumes_to_the_same_weights_and_mask(tmp_path, dataset):
+    # The default (hard) variant's resume, through both paths, is a contract (test_contract.py).
     save_args = dict(save_strategy="steps", save_steps=8, max_steps=20)
-    full, full_method = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS[variant](), use_callback, **save_args)
+    full, full_method = make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["soft"](), False, **save_args)
     full.train()
     expected = _state(full_method)
     # Step 8 is mid-schedule (ramp 2..12): scores, their Adam state and the mask must resume;
     # step 16 is after the freeze.
     for checkpoint in ("checkpoint-8", "checkpoint-16"):
-        resumed, resumed_method = _make_trainer(
-            tmp_path, tiny_bert(seed=1), dataset, CONFIGS[variant](), use_callback, **save_args
+        resumed, resumed_method = make_trainer(
+            tmp_path, tiny_bert(seed=1), dataset, CONFIGS["soft"](), False, **save_args
         )
         resumed.train(resume_from_checkpoint=str(tmp_path / checkpoint))
         assert resumed_method.frozen
@@ -237,18 +199,18 @@ def test_resume_gives_the_same_weights_and_mask(tmp_path, dataset, variant, use_
 
 
 def test_resume_state_round_trips_and_refuses_another_variant():
-    model, method = _attached(MovementConfig(begin_step=1, end_step=10))
-    _train(model, method, 4)
+    model, method = attached(MovementConfig(begin_step=1, end_step=10))
+    train_steps(model, method, 4, begin=False)
     tensors, metadata = method.state_dict()
     assert tensors["optimizer"]  # the scores' own Adam state is part of the resume state
     json.dumps(metadata)  # the checkpoint header must hold it
-    other_model, other = _attached(MovementConfig(begin_step=1, end_step=10), seed=1)
+    other_model, other = attached(MovementConfig(begin_step=1, end_step=10), seed=1)
     other.load_state_dict(tensors, metadata)
     for a, b in zip(method.scores(), other.scores(), strict=True):
         assert torch.equal(a, b)
     for name in method.targets:
         assert torch.equal(method.masks[name].keep, other.masks[name].keep)
-    _, soft = _attached(MovementConfig(variant="soft", begin_step=1, end_step=10))
+    _, soft = attached(MovementConfig(variant="soft", begin_step=1, end_step=10))
     with pytest.raises(CheckpointMismatchError, match="variant"):
         soft.load_state_dict(tensors, metadata)
 
@@ -277,13 +239,13 @@ def test_config_json_round_trip(tmp_path):
 
 
 def test_magnitude_score_init_ranks_like_magnitude_and_zeros_init_is_the_papers():
-    _, method = _attached(MovementConfig(target_sparsity=0.5))
+    _, method = attached(MovementConfig(target_sparsity=0.5))
     for name, scores in zip(method.masks, method.scores()):
         weight = method.raw_weight(name).detach().abs().flatten()
         flat = scores.detach().flatten()
         assert abs(float(flat.mean())) < 1e-5 and abs(float(flat.std()) - 1.0) < 1e-4
         assert torch.equal(torch.argsort(flat), torch.argsort(weight))  # same order as |W|
-    _, method = _attached(MovementConfig(target_sparsity=0.5, score_init="zeros"))
+    _, method = attached(MovementConfig(target_sparsity=0.5, score_init="zeros"))
     assert all(bool((s == 0).all()) for s in method.scores())
 
 
@@ -310,8 +272,8 @@ def test_sampled_threshold_masks_are_within_one_percent_of_the_schedule(distribu
 
 
 def test_frozen_forward_is_the_stored_weight_which_holds_the_zeros():
-    model, method = _attached(MovementConfig(target_sparsity=0.5, begin_step=0, end_step=2), total_steps=4)
-    _train(model, method, 4)
+    model, method = attached(MovementConfig(target_sparsity=0.5, begin_step=0, end_step=2), total_steps=4)
+    train_steps(model, method, 4, begin=False)
     assert method.frozen
     for name, module in method.targets.items():
         stored = method.raw_weight(name)

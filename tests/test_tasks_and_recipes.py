@@ -16,7 +16,7 @@ from hf_prune.recipe import Recipe
 from hf_prune.tasks import load_task
 from hf_prune.tasks.vader import SUBSETS
 
-from .conftest import tiny_bert
+from .common import tiny_bert
 
 WORDS = ["good", "great", "fine", "bad", "awful", "dull", "movie", "plot", "actors", "the"]
 

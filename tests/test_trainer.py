@@ -1,9 +1,12 @@
-"""PruningTrainer and PruningCallback on a tiny model: targets met, logs, accumulation, resume."""
+"""PruningTrainer and PruningCallback specifics: logs, accumulation, skipped steps, refused resumes, errors.
+
+Targets met, callback == trainer and resume equivalence for every method are contracts
+(``tests/test_contract.py``).
+"""
 
 from __future__ import annotations
 
 import pytest
-import torch
 from transformers import Trainer
 
 from hf_prune import MagnitudeConfig, PruningCallback, PruningTrainer, RPPConfig, create_method
@@ -14,7 +17,7 @@ from hf_prune.errors import (
     UnsupportedModelError,
 )
 
-from .conftest import ARCHITECTURES, tiny_bert, training_args
+from .common import METHODS, make_trainer, tiny_bert, training_args
 
 CONFIGS = {
     "rpp": lambda: RPPConfig(target_sparsity=0.75, reweight_interval=4, begin_fraction=0.1, end_fraction=0.6),
@@ -22,42 +25,21 @@ CONFIGS = {
 }
 
 
-def _make_trainer(path, model, dataset, config, use_callback, **arg_overrides):
-    args = training_args(path, **arg_overrides)
-    if use_callback:
-        callback = PruningCallback(config)
-        return Trainer(model=model, args=args, train_dataset=dataset, callbacks=[callback]), callback.method
-    trainer = PruningTrainer(model=model, args=args, train_dataset=dataset, pruning=config)
-    return trainer, trainer.pruning_method
-
-
-def _weights(method):
-    return {name: module.weight.detach().clone() for name, module in method.targets.items()}
-
-
-@pytest.mark.parametrize("use_callback", [False, True], ids=["PruningTrainer", "PruningCallback"])
-@pytest.mark.parametrize("method_name", sorted(CONFIGS))
-def test_training_reaches_the_exact_target(tmp_path, dataset, method_name, use_callback):
-    trainer, method = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS[method_name](), use_callback)
-    trainer.train()
-    assert method.frozen
-    for name, sparsity in method.sparsity_per_matrix().items():
-        assert sparsity == pytest.approx(0.75, abs=1e-3), name
-    train_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+@pytest.mark.parametrize("method_name", ["magnitude", "rpp"])
+def test_logs_report_the_reached_sparsity(contract_tester, method_name):
+    # The shared contract run (tests/common.py); the callback path logs the same scalars
+    # (test_contract.py::test_callback_path_equals_trainer_path).
+    run = contract_tester.trained(METHODS[method_name], "bert")
+    target = run.method.config.target_sparsity
+    assert run.method.frozen
+    train_logs = [entry for entry in run.trainer.state.log_history if "loss" in entry]
     assert train_logs and all("prune/sparsity" in entry for entry in train_logs)
-    assert train_logs[-1]["prune/sparsity"] == pytest.approx(0.75, abs=1e-3)
+    assert train_logs[-1]["prune/sparsity"] == pytest.approx(target, abs=1e-3)
     assert any(key.startswith("prune/sparsity/") for key in train_logs[-1])
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_every_architecture_trains_to_target(tmp_path, dataset, arch):
-    trainer, method = _make_trainer(tmp_path, ARCHITECTURES[arch](), dataset, CONFIGS["rpp"](), False, max_steps=12)
-    trainer.train()
-    assert method.sparsity() == pytest.approx(0.75, abs=1e-3)
-
-
 def test_one_pruning_step_per_optimizer_step_with_accumulation(tmp_path, dataset):
-    trainer, method = _make_trainer(
+    trainer, method = make_trainer(
         tmp_path,
         tiny_bert(),
         dataset,
@@ -103,31 +85,12 @@ def test_bad_patterns_fail_when_the_trainer_is_built(tmp_path, dataset):
         )
 
 
-@pytest.mark.parametrize("use_callback", [False, True], ids=["PruningTrainer", "PruningCallback"])
-@pytest.mark.parametrize("method_name", sorted(CONFIGS))
-def test_resume_gives_the_same_mask_as_an_uninterrupted_run(tmp_path, dataset, method_name, use_callback):
-    save_args = dict(save_strategy="steps", save_steps=8, max_steps=20)
-    full, full_method = _make_trainer(
-        tmp_path / "full", tiny_bert(), dataset, CONFIGS[method_name](), use_callback, **save_args
-    )
-    full.train()
-    # The checkpoint at step 8 is mid-schedule (ramp 2..12): masks, alphas, gammas must all resume.
-    resumed, resumed_method = _make_trainer(
-        tmp_path / "full", tiny_bert(seed=1), dataset, CONFIGS[method_name](), use_callback, **save_args
-    )
-    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-8"))
-    for name, weight in _weights(full_method).items():
-        resumed_weight = resumed_method.targets[name].weight
-        assert torch.equal(weight == 0, resumed_weight == 0), name
-        torch.testing.assert_close(weight, resumed_weight.detach())
-
-
 def test_resume_with_another_method_is_refused(tmp_path, dataset):
-    trainer, _ = _make_trainer(
+    trainer, _ = make_trainer(
         tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, save_strategy="steps", save_steps=5, max_steps=5
     )
     trainer.train()
-    other, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, max_steps=10)
+    other, _ = make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, max_steps=10)
     with pytest.raises(CheckpointMismatchError, match="'rpp'"):
         other.train(resume_from_checkpoint=str(tmp_path / "checkpoint-5"))
 
@@ -139,7 +102,7 @@ def test_resume_from_a_checkpoint_without_pruning_state_is_refused(tmp_path, dat
         train_dataset=dataset,
     )
     plain.train()
-    trainer, _ = _make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, max_steps=10)
+    trainer, _ = make_trainer(tmp_path, tiny_bert(), dataset, CONFIGS["rpp"](), False, max_steps=10)
     with pytest.raises(MissingPruningStateError, match="hf_prune_state"):
         trainer.train(resume_from_checkpoint=True)
 
@@ -180,7 +143,7 @@ def test_load_best_model_at_end_keeps_the_final_pattern(tmp_path, dataset):
 
 
 def test_save_pruned_refuses_to_replace_the_trainer_output_dir(tmp_path, dataset):
-    trainer, _ = _make_trainer(
+    trainer, _ = make_trainer(
         tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, save_strategy="steps", save_steps=5, max_steps=5
     )
     trainer.train()

@@ -179,6 +179,36 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: str, export_format: 
     }
 
 
+def check_file(
+    folder: str | os.PathLike[str], name: str, export_format: str, size: Any = None, sha256: Any = None
+) -> str:
+    """The path of export file ``name`` after checking it exists and has the recorded size and SHA-256.
+
+    Raises:
+        MissingExportFileError: the file is missing.
+        ExportFormatError: its size or SHA-256 differs from the manifest (a truncated or corrupted copy).
+    """
+    path = os.path.join(folder, name)
+    manifest_path = os.path.join(folder, MANIFEST_FILE_NAME)
+    if not os.path.isfile(path):
+        raise MissingExportFileError(
+            f"{path} is missing; the {export_format} export in {folder} is incomplete. Copy the whole export "
+            f"folder again (every file), or export the model again."
+        )
+    actual = os.path.getsize(path)
+    if size is not None and actual != size:
+        raise ExportFormatError(
+            f"{path} is {actual} bytes but the manifest recorded {size}: the file is truncated or corrupted. "
+            f"Copy it again from the original export, or export the model again."
+        )
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise ExportFormatError(
+            f"{path} does not match the SHA-256 in {manifest_path}: the file is corrupted. Copy it again from "
+            f"the original export, or export the model again."
+        )
+    return path
+
+
 def read_checked_tensors(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Every tensor of the manifest's weights file, after checking the file is the one written.
 
@@ -191,24 +221,9 @@ def read_checked_tensors(folder: str | os.PathLike[str], manifest: Mapping[str, 
     manifest_path = os.path.join(folder, MANIFEST_FILE_NAME)
     if not isinstance(name, str) or os.path.basename(name) != name:
         raise ExportFormatError(f"{manifest_path} names no valid weights file ({name!r}); export the model again.")
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        raise MissingExportFileError(
-            f"{path} is missing; the {manifest.get('format')} export in {folder} is incomplete. Copy the "
-            f"whole export folder again (every file), or export the model again."
-        )
-    expected_bytes, expected_sha = manifest.get("weights_bytes"), manifest.get("weights_sha256")
-    size = os.path.getsize(path)
-    if expected_bytes is not None and size != expected_bytes:
-        raise ExportFormatError(
-            f"{path} is {size} bytes but the manifest recorded {expected_bytes}: the file is truncated or "
-            f"corrupted. Copy it again from the original export, or export the model again."
-        )
-    if expected_sha is not None and file_sha256(path) != expected_sha:
-        raise ExportFormatError(
-            f"{path} does not match the SHA-256 in {manifest_path}: the file is corrupted. Copy it again "
-            f"from the original export, or export the model again."
-        )
+    path = check_file(
+        folder, name, str(manifest.get("format")), manifest.get("weights_bytes"), manifest.get("weights_sha256")
+    )
     try:
         with safe_open(path, framework="pt") as handle:
             return {key: handle.get_tensor(key) for key in handle.keys()}

@@ -68,7 +68,8 @@ class PruningMethod(ABC):
     config_class: ClassVar[type[PruningConfig]]
     # What the pruned weights look like once materialized; the export formats that store this
     # structure are the method's formats (hf_prune.formats.registry), so no method lists formats.
-    weight_structure: ClassVar[WeightStructure] = "elementwise"
+    # (A class attribute a method may override per instance, e.g. FrozenMask on a factored model.)
+    weight_structure: WeightStructure = "elementwise"
 
     def __init__(self, config: PruningConfig) -> None:
         if not isinstance(config, self.config_class):

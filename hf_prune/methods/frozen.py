@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..config import PruningConfig
+from ..factorization import factored_modules
 from ..registry import register_method
 from .base import ElementwiseMaskMethod
 
@@ -41,6 +42,10 @@ class FrozenMask(ElementwiseMaskMethod):
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)
+        if factored_modules(model):
+            # A rank-pruned (factored) model: its structure is the factors' shapes, which training
+            # keeps; it exports as factored or dense, not as element-wise compact.
+            self.weight_structure = "factored"
         self.freeze_current_zeros()
 
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
