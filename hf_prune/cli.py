@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,12 +31,27 @@ logger = logging.getLogger("hf_prune")
 
 
 def _parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    """``--set KEY=VALUE`` pairs as {dotted key: YAML value} ("0.9" -> 0.9, "[a, b]" -> list)."""
+    from .errors import InvalidConfigError
+
     overrides = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects KEY=VALUE (e.g. pruning.target_sparsity=0.9), got {pair!r}")
-        key, value = pair.split("=", 1)
-        overrides[key] = yaml.safe_load(value)  # "0.9" -> 0.9, "[a, b]" -> list, "true" -> True
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise InvalidConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set pruning.target_sparsity=0.9.")
+        if not all(key.split(".")):
+            raise InvalidConfigError(
+                f"--set {pair!r}: {key!r} is not a dotted recipe key; expected KEY=VALUE, "
+                f"e.g. --set pruning.target_sparsity=0.9."
+            )
+        try:
+            overrides[key] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "unparsable"
+            raise InvalidConfigError(
+                f"--set {pair!r}: the value {text!r} is not valid YAML ({problem}); write a YAML value "
+                f"(0.9, true, [a, b]) or quote it as a string: --set '{key}=\"{text}\"'."
+            ) from None
     return overrides
 
 
@@ -63,9 +79,9 @@ def _how_to_load(path: str, format_name: str) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .export import measure_export, read_report
+    from .export import measure_export
 
-    report = read_report(args.path)
+    report = _read_export_report(args.path)
     measured = measure_export(args.path)
     summary = {
         "method": report["method"],
@@ -79,6 +95,34 @@ def _report(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _read_export_report(path: str) -> dict:
+    """The export's ``pruning_report.json``, or an error naming the folder or file and the fix."""
+    from .export import REPORT_FILE_NAME, read_report
+    from .formats import ExportFormatError, MissingExportFileError
+
+    again = "copy the whole export folder again, or export the model again"
+    if not os.path.isdir(path):
+        raise MissingExportFileError(
+            f"{path} does not exist or is not a folder; pass the folder hf-prune train or save_pruned wrote."
+        )
+    file = os.path.join(path, REPORT_FILE_NAME)
+    if not os.path.isfile(file):
+        raise MissingExportFileError(
+            f"{path} is not an hf_prune export (no {REPORT_FILE_NAME}); pass the folder hf-prune train or "
+            f"save_pruned wrote (it holds {REPORT_FILE_NAME} and the weights)."
+        )
+    try:
+        report = read_report(path)
+    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
+        raise ExportFormatError(f"{file} is not valid JSON ({err}); the export is damaged: {again}.") from None
+    if not isinstance(report, dict):
+        raise ExportFormatError(f"{file} holds {type(report).__name__}, not the report mapping; {again}.")
+    missing = [key for key in ("method", "pruned_weights") if key not in report]
+    if missing:
+        raise ExportFormatError(f"{file} lacks {missing}; the export is damaged: {again}.")
+    return report
 
 
 def _methods(args: argparse.Namespace) -> int:
@@ -136,9 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except (HfPruneError, ValueError, OSError) as err:  # bad input: one clear line, no traceback
+    # Bad input: one clear line, no traceback. Errors are raised with that line where the input is
+    # read (recipe.py, _parse_overrides, _read_export_report), not caught broadly here.
+    except (HfPruneError, ValueError, OSError) as err:
         logger.debug("hf-prune failed", exc_info=True)
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(line.strip() for line in str(err).splitlines() if line.strip())}", file=sys.stderr)
         return 2
 
 

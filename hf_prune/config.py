@@ -17,6 +17,7 @@ import json
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal
 
@@ -114,12 +115,13 @@ def unknown_fields_message(config_class: type[PruningConfig], unknown: list[str]
             hints.append(f"{key!r} is now called {config_class.legacy_field_names[key]!r}.")
         elif key in config_class.field_hints:
             hints.append(f"{key!r}: {config_class.field_hints[key]}.")
-        elif close := difflib.get_close_matches(key, known, n=1):
-            hints.append(f"{key!r}: did you mean {close[0]!r}?")
         else:
             owners = [name for name in available_methods() if key in {f.name for f in fields(get_config_class(name))}]
+            close = difflib.get_close_matches(key, known, n=1)
             if owners:
                 hints.append(f"{key!r} is a field of the {owners} methods' configs, not of {config_class.__name__}.")
+            if close:
+                hints.append(f"{key!r}: did you mean {close[0]!r}?")
     detail = (" " + " ".join(hints)) if hints else ""
     return f"Unknown field(s) {unknown} for {config_class.__name__}.{detail} Valid fields: {known}."
 
@@ -134,9 +136,10 @@ class _ConfigMeta(type):
             unknown = sorted(set(kwargs) - names)
             if unknown:
                 raise InvalidConfigError(unknown_fields_message(cls, unknown))
-            if len(args) > len([f for f in fields(cls) if f.init]):
+            if args:  # field order is an implementation detail: RPPConfig(0.8) would set `include`
                 raise InvalidConfigError(
-                    f"{cls.__name__} takes keyword arguments, e.g. {cls.__name__}(target_sparsity=0.8)."
+                    f"{cls.__name__} takes keyword arguments only, got {args!r} positionally; e.g. "
+                    f"{cls.__name__}(target_sparsity=0.8)."
                 )
         return super().__call__(*args, **kwargs)
 
@@ -204,6 +207,11 @@ class PruningConfig(metaclass=_ConfigMeta):
 
         Unknown keys raise :class:`InvalidConfigError` naming them, rather than being dropped.
         """
+        if not isinstance(data, Mapping):
+            raise InvalidConfigError(
+                f"PruningConfig.from_dict needs a mapping such as {{'method': 'rpp', 'target_sparsity': 0.8}}, "
+                f"got the {type(data).__name__} {data!r}."
+            )
         data = dict(data)
         method = data.pop("method", None) or cls.method
         if not method:
@@ -239,6 +247,10 @@ class PruningConfig(metaclass=_ConfigMeta):
         """
         if os.path.isdir(path):
             path = os.path.join(path, CONFIG_FILE_NAME)
+        if not os.path.isfile(path):
+            raise InvalidConfigError(
+                f"{path} does not exist; give an export or checkpoint folder holding {CONFIG_FILE_NAME}, or the file."
+            )
         with open(path, encoding="utf-8") as handle:
             try:
                 data = json.load(handle)

@@ -44,6 +44,10 @@ class UnsupportedModelError(HfPruneError, TypeError):
     """The model's architecture cannot be pruned by hf_prune."""
 
 
+class MethodOrderError(HfPruneError, RuntimeError):
+    """A method's hooks called out of order (``step`` before ``attach`` or ``begin``, ...)."""
+
+
 class CheckpointMismatchError(HfPruneError, ValueError):
     """A checkpoint's pruning state does not belong to this method or model."""
 

@@ -27,6 +27,7 @@ from typing import Any
 import transformers
 from torch import nn
 
+from .errors import InvalidConfigError, MethodOrderError
 from .export_folder import atomic_directory, check_export_target
 from .factorization import factored_modules
 from .formats import (
@@ -94,6 +95,7 @@ def save_pruned(
         >>> # report["pruned_bytes"] / report["pruned_dense_bytes"]   # 0.131 at 90% sparsity, float32
     """
     # Everything that can be refused is refused before finalize() changes the model.
+    _check_method_follows(method, model)
     spec = check_format_fits(format, method.weight_structure, method.name)
     check_export_target(output_dir)
     report = method.finalize()
@@ -121,6 +123,26 @@ def save_pruned(
         report["bytes_after"],
     )
     return report
+
+
+def _check_method_follows(method: Any, model: nn.Module) -> None:
+    """Refuse a method that is not a method, never attached, or attached to another model: the
+    export would otherwise hold an unpruned model and report it as pruned."""
+    if not isinstance(method, PruningMethod):
+        raise InvalidConfigError(
+            f"save_pruned needs the pruning method that pruned the model, got {method!r}; pass trainer.pruning_method "
+            f"(PruningTrainer) or callback.method (PruningCallback)."
+        )
+    if not method.attached:
+        raise MethodOrderError(
+            f"The {method.name} method was never attached to a model, so nothing was pruned; train with it "
+            f"(PruningTrainer / PruningCallback) or call method.attach(model) first."
+        )
+    if not method.attached_to(model):
+        raise MethodOrderError(
+            f"The {method.name} method is attached to another model object than the {type(model).__name__} given "
+            f"to save_pruned; pass the model it pruned (trainer.model)."
+        )
 
 
 def _tokenizer_of(model: nn.Module) -> Any:
@@ -176,6 +198,8 @@ def load_pruned(path: str | os.PathLike[str], *, model_class: type | None = None
     Example:
         >>> # model = load_pruned("outputs/demo")   # a BertForSequenceClassification
     """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise MissingExportFileError(f"load_pruned(path={path!r}): give an export folder or a Hub repo id.")
     hub = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
     folder = _local_folder(path, hub)
     manifest = read_manifest(folder) if folder is not None else None
@@ -311,5 +335,14 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     Example:
         >>> # read_report("outputs/demo")["saved_sparsity"]
     """
-    with open(os.path.join(path, REPORT_FILE_NAME), encoding="utf-8") as handle:
-        return json.load(handle)
+    file = os.path.join(path, REPORT_FILE_NAME)
+    if not os.path.isfile(file):
+        raise MissingExportFileError(
+            f"{path} holds no {REPORT_FILE_NAME}, so it is not an hf_prune export (or it is incomplete); point at "
+            f"the folder save_pruned wrote."
+        )
+    try:
+        with open(file, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ExportFormatError(f"{file} is not valid JSON ({err}); export the model again.") from None

@@ -12,18 +12,24 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import enum
 import hashlib
 import json
 import logging
+import math
 import os
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
 
 from .cache import cache_root
 from .config import PruningConfig
-from .errors import InvalidConfigError
+from .errors import HfPruneError, InvalidConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +48,71 @@ _DEFAULT_TRAINING = {
 }
 
 
+# Ranges of the common numeric ``TrainingArguments`` fields, checked when a recipe is loaded
+# (TrainingArguments itself accepts e.g. max_steps=-5, which silently trains three epochs).
+_TRAINING_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_steps": (lambda v: v > 0 or v == -1, "an integer > 0 (or -1 to train for num_train_epochs instead)"),
+    "num_train_epochs": (lambda v: v > 0, "a number > 0"),
+    "learning_rate": (lambda v: v > 0, "a number > 0, e.g. 5.0e-5"),
+    "per_device_train_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "per_device_eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "gradient_accumulation_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "eval_accumulation_steps": (lambda v: v >= 1, "an integer >= 1"),
+    # transformers 5 reads warmup_steps below 1 as a fraction of the training steps (the default 0.1)
+    "warmup_steps": (lambda v: v >= 0, "a number >= 0 (below 1: a fraction of the training steps, e.g. 0.1)"),
+    "warmup_ratio": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "max_grad_norm": (lambda v: v >= 0, "a number >= 0"),
+    "logging_steps": (lambda v: v > 0, "a number > 0 (below 1: a fraction of the training steps)"),
+    "save_steps": (lambda v: v > 0, "a number > 0 (below 1: a fraction of the training steps)"),
+    "eval_steps": (lambda v: v > 0, "a number > 0 (below 1: a fraction of the training steps)"),
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "data_seed": (lambda v: v >= 0, "an integer >= 0"),
+    "dataloader_num_workers": (lambda v: v >= 0, "an integer >= 0"),
+}
+# Names older transformers releases (and many tutorials) use, for a clearer hint than a close match.
+_RENAMED_TRAINING_KEYS = {
+    "warmup_ratio": "warmup_steps (a value below 1 is a fraction of the training steps, e.g. warmup_steps: 0.1)",
+    "evaluation_strategy": "eval_strategy",
+    "no_cuda": "use_cpu",
+}
+# TrainingArguments fields the recipe sets itself.
+_RECIPE_OWNED_TRAINING_KEYS = {
+    "output_dir": "set the recipe's top-level output_dir instead (checkpoints go beside it, in <output_dir>-work)",
+}
+_FIELD_EXAMPLES = {
+    "model": "sentence-transformers/all-MiniLM-L6-v2",
+    "task": "movie_sentiment",
+    "pruning": "{method: rpp, target_sparsity: 0.8}",
+    "training": "{max_steps: 600, learning_rate: 5.0e-5}",
+    "max_length": "64",
+    "output_dir": "outputs/demo",
+    "dense_baseline": "true",
+    "export_format": "dense",
+    "name": "my_recipe",
+    "baseline_files": "[results/dense.json]",
+}
+
+
+class RecipeNotFoundError(HfPruneError, FileNotFoundError):
+    """A recipe path that is not a readable file."""
+
+
 @dataclass
 class Recipe:
     """A pruning job.
+
+    Field types and ranges are checked when it is built (a ``training:`` key must be a
+    ``transformers.TrainingArguments`` field of the right type, and common numeric settings must
+    be in range); :meth:`check` then checks what needs the registries and the file system.
 
     Attributes:
         model: Hub id or local folder of the pretrained encoder.
         task: Name of a task in :mod:`hf_prune.tasks`.
         pruning: Pruning config as a dict with a ``method`` key.
-        training: ``TrainingArguments`` fields (merged over sensible defaults).
+        training: ``TrainingArguments`` fields (merged over sensible defaults). Setting
+            ``num_train_epochs`` without ``max_steps`` trains by epochs. A number written as
+            ``5e-5`` (a string for PyYAML) is read as a number.
         max_length: Tokenizer truncation length.
         output_dir: Where the export and ``results.json`` go.
         dense_baseline: Also train (or reuse a cached) dense model with the same budget.
@@ -58,6 +120,12 @@ class Recipe:
         baseline_files: Result files (paths relative to the recipe file) that may hold a dense
             baseline measured with the same settings (a benchmark row with a matching
             ``settings_key``); used instead of retraining when the key matches.
+
+    Example:
+        >>> Recipe(model="m", task="movie_sentiment", pruning={"method": "rpp"}, max_length="abc")
+        Traceback (most recent call last):
+        ...
+        hf_prune.errors.InvalidConfigError: max_length: 'abc' is a string; expected an integer, e.g. max_length: 64.
     """
 
     model: str
@@ -71,25 +139,72 @@ class Recipe:
     name: str = "recipe"
     baseline_files: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # An empty YAML section (``training:`` with nothing under it) is None: the default.
+        if self.training is None:
+            self.training = {}
+        if self.baseline_files is None:
+            self.baseline_files = []
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            value = _conform(getattr(self, item.name), hints[item.name], item.name)
+            setattr(self, item.name, value)
+        if self.max_length < 1:
+            raise InvalidConfigError(
+                f"max_length: {self.max_length!r} is out of range; expected an integer >= 1, e.g. 64."
+            )
+        for name in ("model", "task", "output_dir", "export_format"):
+            if not getattr(self, name).strip():
+                raise InvalidConfigError(f"{name} is empty; set it, e.g. {name}: {_FIELD_EXAMPLES[name]}.")
+        self._check_pruning_method()
+        self.training = _checked_training(self.training)
+
+    def _check_pruning_method(self) -> None:
+        keys = [key for key in self.pruning if not isinstance(key, str)]
+        if keys:
+            raise InvalidConfigError(
+                f"pruning: key {keys[0]!r} is not a name; the keys are config fields, e.g. target_sparsity."
+            )
+        method = self.pruning.get("method")
+        if method is None:
+            from .registry import available_methods
+
+            raise InvalidConfigError(
+                f"pruning has no 'method' key; add one, e.g. pruning: {_FIELD_EXAMPLES['pruning']} "
+                f"(methods: {', '.join(available_methods())})."
+            )
+        if not isinstance(method, str):
+            raise InvalidConfigError(f"pruning.method: {method!r} is {_describe(method)}; expected a string, e.g. rpp.")
+
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Recipe:
-        """Load a recipe file; ``overrides`` maps dotted keys (``pruning.target_sparsity``) to values."""
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
+        """Load a recipe file; ``overrides`` maps dotted keys (``pruning.target_sparsity``) to values.
+
+        Everything cheap to check is checked here (:meth:`check`), so bad input fails before
+        any training.
+
+        Raises:
+            RecipeNotFoundError: ``path`` is not a file.
+            InvalidConfigError: the file is not a YAML mapping, or a key or value is wrong.
+            DataUnavailableError: the model is neither a local folder nor loadable from the Hub.
+            ExportTargetError: ``output_dir`` is a folder that an export must not replace.
+        """
+        data = _read_recipe_file(path)
         for dotted, value in (overrides or {}).items():
-            node = data
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = value
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+            _set_dotted(data, dotted, value)
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = [key for key in data if key not in known]
         if unknown:
-            raise InvalidConfigError(f"{path}: unknown recipe key(s) {unknown}; valid keys: {sorted(known)}.")
+            close = [m for key in unknown for m in difflib.get_close_matches(str(key), known, n=1)]
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise InvalidConfigError(f"{path}: unknown recipe key(s) {unknown}{hint}; valid keys: {sorted(known)}.")
         missing = [k for k in ("model", "task", "pruning") if k not in data]
         if missing:
             raise InvalidConfigError(f"{path}: missing required recipe key(s) {missing}.")
-        recipe = cls(**data)
+        try:
+            recipe = cls(**data)
+        except InvalidConfigError as err:
+            raise InvalidConfigError(f"{path}: {err}") from None
         base = os.path.dirname(os.path.abspath(path))
         recipe.baseline_files = [os.path.normpath(os.path.join(base, f)) for f in recipe.baseline_files]
         recipe.check()
@@ -98,14 +213,27 @@ class Recipe:
     def pruning_config(self) -> PruningConfig:
         return PruningConfig.from_dict(self.pruning)
 
+    def merged_training(self) -> dict[str, Any]:
+        """The recipe's ``training`` over the defaults (``num_train_epochs`` alone drops the
+        default ``max_steps``, which would otherwise override it)."""
+        defaults = dict(_DEFAULT_TRAINING)
+        if "num_train_epochs" in self.training and "max_steps" not in self.training:
+            del defaults["max_steps"]
+        return {**defaults, **self.training}
+
     def training_arguments(self, output_dir: str):
         from transformers import TrainingArguments
 
-        return TrainingArguments(output_dir=output_dir, **{**_DEFAULT_TRAINING, **self.training})
+        return TrainingArguments(output_dir=output_dir, **self.merged_training())
 
     def check(self) -> None:
-        """Validate everything cheap to validate, so bad input fails before training."""
+        """Validate everything cheap to validate, so bad input fails before training: the task,
+        the method and export format, the training arguments together, that the model can be
+        loaded, and that ``output_dir`` may be written (the export is written after training)."""
+        from .errors import DataUnavailableError
+        from .export_folder import ExportTargetError, check_export_target
         from .formats import check_format_fits
+        from .pretrained import check_model_available
         from .registry import get_method_class
         from .tasks import TASKS, available_tasks
 
@@ -120,6 +248,20 @@ class Recipe:
             self.training_arguments(self.work_dir("checkpoints"))
         except (TypeError, ValueError) as err:
             raise InvalidConfigError(f"Invalid training arguments in recipe {self.name!r}: {err}") from err
+        try:
+            check_model_available(self.model)
+        except DataUnavailableError as err:
+            raise DataUnavailableError(f"recipe {self.name!r}: {err}") from None
+        fix = "Change output_dir in the recipe, or pass --output-dir"
+        try:
+            check_export_target(self.output_dir)
+        except ExportTargetError as err:
+            raise ExportTargetError(f"output_dir in recipe {self.name!r}: {err} {fix}.") from None
+        work = os.path.dirname(os.path.abspath(self.work_dir("checkpoints")))
+        if os.path.exists(work) and not os.path.isdir(work):
+            raise ExportTargetError(
+                f"output_dir in recipe {self.name!r}: the Trainer's folder {work} is a file; move it. {fix}."
+            )
 
     def work_dir(self, name: str) -> str:
         """Trainer output folders live beside the export, never inside it (it is replaced whole)."""
@@ -130,15 +272,216 @@ class Recipe:
         payload = {
             "model": self.model,
             "task": self.task,
-            "training": {**_DEFAULT_TRAINING, **self.training},
+            "training": self.merged_training(),
             "max_length": self.max_length,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _read_recipe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping a recipe file holds, or an error naming the file (and line) and the fix."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise RecipeNotFoundError(
+            f"Recipe file {os.fspath(path)!r} does not exist ({os.path.abspath(path)}); check the path "
+            f"(the shipped recipes are in recipes/, e.g. recipes/movie_sentiment_rpp.yaml)."
+        ) from None
+    except IsADirectoryError:
+        raise RecipeNotFoundError(
+            f"Recipe path {os.fspath(path)!r} is a folder; pass the recipe's YAML file, e.g. recipes/<name>.yaml."
+        ) from None
+    except UnicodeDecodeError as err:
+        raise InvalidConfigError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save the recipe as UTF-8 YAML."
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        what = " ".join(" ".join(part for part in (err.context, err.problem) if part).split())
+        raise InvalidConfigError(
+            f"{where}: not valid YAML ({what}); fix the syntax there "
+            f"(indentation, an unclosed bracket or quote, a missing space after ':')."
+        ) from None
+    except yaml.YAMLError as err:
+        raise InvalidConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())}); fix the syntax.") from None
+    if data is None:  # an empty file: the missing keys are named next
+        return {}
+    if not isinstance(data, dict):
+        shown = repr(data) if len(repr(data)) <= 60 else repr(data)[:57] + "..."
+        raise InvalidConfigError(
+            f"{path} holds {_describe(data)} ({shown}), not a recipe: a recipe is a YAML mapping of keys "
+            f"(model:, task:, pruning:, training:, ...), e.g. recipes/movie_sentiment_rpp.yaml."
+        )
+    return data
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data[a][b] = value`` for ``dotted == "a.b"``, creating missing (or empty) mappings."""
+    parts = dotted.split(".") if isinstance(dotted, str) else [""]
+    if not all(parts):
+        raise InvalidConfigError(
+            f"Override key {dotted!r} is not a dotted recipe key; expected e.g. pruning.target_sparsity or max_length."
+        )
+    node = data
+    for depth, key in enumerate(parts[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            prefix = ".".join(parts[: depth + 1])
+            raise InvalidConfigError(
+                f"Cannot set {dotted!r}: {prefix} is {_describe(child)} ({child!r}), not a mapping, so it has no "
+                f"key {parts[depth + 1]!r}; set {prefix} itself (--set {prefix}=VALUE) or fix the key."
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def _training_fields() -> dict[str, Any]:
+    """``TrainingArguments`` field name -> its annotation (``Any`` where it is only a string)."""
+    from transformers import TrainingArguments
+
+    return {f.name: (Any if isinstance(f.type, str) else f.type) for f in dataclasses.fields(TrainingArguments)}
+
+
+def _checked_training(training: Mapping[Any, Any]) -> dict[str, Any]:
+    """``training`` with every key a ``TrainingArguments`` field, every value of its type (number
+    strings read as numbers) and the common numeric settings in range."""
+    import transformers
+
+    fields = _training_fields()
+    checked: dict[str, Any] = {}
+    for key, value in training.items():
+        where = f"Invalid training arguments: training.{key}"
+        if key in _RECIPE_OWNED_TRAINING_KEYS:
+            raise InvalidConfigError(f"{where} is set by the recipe; {_RECIPE_OWNED_TRAINING_KEYS[key]}.")
+        if key not in fields:
+            if key in _RENAMED_TRAINING_KEYS:
+                hint = f"use {_RENAMED_TRAINING_KEYS[key]}"
+            else:
+                close = difflib.get_close_matches(str(key), list(fields), n=3)
+                hint = f"did you mean {' or '.join(map(repr, close))}?" if close else "check the spelling"
+            raise InvalidConfigError(
+                f"Invalid training arguments: {key!r} under training: is not a transformers.TrainingArguments "
+                f"field (transformers {transformers.__version__}); {hint}"
+            )
+        value = _conform(value, fields[key], where[len("Invalid training arguments: ") :], "Invalid training arguments")
+        test, expected = _TRAINING_RANGES.get(key, (None, ""))
+        if test is not None and value is not None and not test(value):
+            raise InvalidConfigError(f"{where}: {value!r} is out of range; expected {expected}.")
+        checked[key] = value
+    return checked
+
+
+def _conform(value: Any, annotation: Any, name: str, prefix: str = "") -> Any:
+    """``value`` if it has type ``annotation`` (a number string as the number it spells, for a
+    number field: PyYAML reads ``5e-5`` as a string), else an error naming it and the type."""
+    if _is_instance(value, annotation):
+        return value
+    if isinstance(value, str):
+        number = _number_from_text(value, annotation)
+        if number is not None:
+            return number
+    if prefix:  # a TrainingArguments field
+        hint = f" (the type of transformers.TrainingArguments.{name.split('.', 1)[-1]})"
+    else:
+        hint = f", e.g. {name}: {_FIELD_EXAMPLES[name]}" if name in _FIELD_EXAMPLES else ""
+    head = f"{prefix}: {name}" if prefix else name
+    raise InvalidConfigError(f"{head}: {value!r} is {_describe(value)}; expected {_expected(annotation)}{hint}.")
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+
+
+def _is_instance(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` (as YAML reads it) has type ``annotation``; annotations this does not
+    know are accepted (TrainingArguments checks them when it is built)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return True
+    if annotation is None or annotation is type(None):
+        return value is None
+    if origin in (Union, types.UnionType):
+        return any(_is_instance(value, arg) for arg in args)
+    if origin is Literal:
+        return any(type(value) is type(arg) and value == arg for arg in args)
+    if origin in (list, tuple, set) or annotation in (list, tuple, set):
+        return isinstance(value, list) and (not args or all(_is_instance(item, args[0]) for item in value))
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)  # the keys and values are checked by their own reader
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return isinstance(value, annotation) or value in {member.value for member in annotation}
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def _number_from_text(text: str, annotation: Any) -> int | float | None:
+    """The number ``text`` spells, for an int or float field; ``None`` if it spells none."""
+    members = _members(annotation)
+    if int not in members and float not in members:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    if int in members and number.is_integer():
+        return int(number)
+    return number if float in members else None
+
+
+def _expected(annotation: Any) -> str:
+    """``annotation`` in words: "an integer", "a number or null", "one of 'no', 'steps', 'epoch'"."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
+            args = tuple(a for a in args if a is not str)  # "an enum value or any string" is the enum
+        return " or ".join(dict.fromkeys(_expected(arg) for arg in args))
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (list, tuple, set) or annotation in (list, tuple, set):
+        return f"a list of {_expected(args[0])} values" if args else "a list"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(repr(member.value) for member in annotation)
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    return words.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _describe(value: Any) -> str:
+    """What YAML made of a value, in words."""
+    if value is None:
+        return "null (empty)"
+    words = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }
+    return words.get(type(value), f"a {type(value).__name__}")
+
+
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
     """Run ``recipe``: dense baseline (cached), prune, evaluate, export; returns the results."""
     from .runner import TaskRun
+
+    recipe.check()  # again: the output folder or the model may have changed since it was loaded
 
     run = TaskRun(recipe.model, recipe.task, recipe.max_length)
     results: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model, "task": recipe.task}

@@ -126,6 +126,11 @@ def find_targets(
         UnsupportedModelError: the model has no encoder backbone or no prunable layer.
         NoMatchingModulesError: a pattern matches nothing, or nothing is left after filtering.
     """
+    for kind, patterns in (("include", include), ("exclude", exclude)):
+        if isinstance(patterns, str):
+            raise NoMatchingModulesError(
+                f"{kind}={patterns!r} is one string; pass a list of regular expressions, e.g. {kind}=[{patterns!r}]."
+            )
     candidates = candidate_modules(model, include_embeddings)
     if not candidates:
         conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())

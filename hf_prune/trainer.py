@@ -39,6 +39,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .callback import PruningCallback, PruningSpec
 from .checkpointing import check_state_matches, save_method_state
+from .errors import InvalidConfigError, MissingPruningStateError
 from .export import save_pruned
 from .export_folder import ExportTargetError
 from .methods import PruningMethod
@@ -96,7 +97,12 @@ class PruningTrainerMixin:
         if self.pruning_callback is not None and resume_from_checkpoint:
             folder = resume_from_checkpoint
             if folder is True:
-                folder = get_last_checkpoint(self.args.output_dir)  # Trainer raises if None
+                folder = get_last_checkpoint(self.args.output_dir)
+                if folder is None:
+                    raise MissingPruningStateError(
+                        f"train(resume_from_checkpoint=True), but {self.args.output_dir} holds no checkpoint-* "
+                        f"folder to resume from; pass a checkpoint folder, or train without resuming."
+                    )
             if folder and self.pruning_method is not None:
                 # Before the Trainer restores its optimizer: another method's parameters would make
                 # torch fail with "parameter group doesn't match", which says nothing useful.
@@ -128,7 +134,10 @@ class PruningTrainerMixin:
         """
         method = self.pruning_method
         if method is None:
-            raise ValueError("This trainer has no pruning config; nothing pruned to save.")
+            raise InvalidConfigError(
+                "This trainer has no pruning config, so nothing was pruned to save; build it with pruning=... "
+                "(e.g. RPPConfig(target_sparsity=0.8)), or save the dense model with save_model()."
+            )
         if output_dir is not None and os.path.abspath(output_dir) == os.path.abspath(str(self.args.output_dir)):
             raise ExportTargetError(
                 f"{os.path.abspath(output_dir)} is the Trainer's output_dir, where it writes checkpoints; export "

@@ -248,3 +248,73 @@ def test_manifest_lists_the_files_it_wrote(tmp_path):
     save_pruned(model, tmp_path / "out", method)
     manifest = json.loads((tmp_path / "out" / "hf_prune_export.json").read_text())
     assert sorted(os.listdir(tmp_path / "out")) == manifest["files"]
+
+
+# --------------------------------------------------------------------------- API used out of order
+def test_methods_used_out_of_order_say_which_call_comes_first():
+    from hf_prune.errors import MethodOrderError
+
+    for config in (MagnitudeConfig(), RPPConfig(), MovementConfig(), FrozenMaskConfig()):
+        method = create_method(config)
+        with pytest.raises(MethodOrderError, match=r"step\(\) before attach\(model\)"):
+            method.step(1)
+        with pytest.raises(MethodOrderError, match=r"finalize\(\) before attach\(model\)"):
+            method.finalize()
+    method = create_method(MagnitudeConfig())
+    method.attach(tiny_bert())
+    with pytest.raises(MethodOrderError, match=r"before begin\(total_steps\)"):
+        method.step(1)
+    for bad in (-5, "100", 2.5):
+        with pytest.raises(InvalidConfigError, match="whole number of optimizer steps"):
+            method.begin(bad)
+
+
+def test_save_pruned_refuses_a_method_that_did_not_prune_this_model(tmp_path):
+    from hf_prune.errors import MethodOrderError
+
+    model, method = _pruned_magnitude()
+    with pytest.raises(InvalidConfigError, match="needs the pruning method"):
+        save_pruned(model, tmp_path / "a", "magnitude")
+    with pytest.raises(MethodOrderError, match="never attached"):
+        save_pruned(model, tmp_path / "b", create_method(MagnitudeConfig()))
+    with pytest.raises(MethodOrderError, match="attached to another model"):
+        save_pruned(tiny_bert(seed=5), tmp_path / "c", method)
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_loading_and_reading_what_is_not_an_export(tmp_path):
+    from hf_prune import read_report
+
+    with pytest.raises(MissingExportFileError, match="give an export folder"):
+        load_pruned(None)
+    with pytest.raises(MissingExportFileError, match="not an hf_prune export"):
+        read_report(tmp_path)
+
+
+def test_resume_true_without_checkpoints_says_so(tmp_path, dataset):
+    from hf_prune.errors import MissingPruningStateError
+
+    trainer = PruningTrainer(
+        model=tiny_bert(), args=training_args(tmp_path, max_steps=2), train_dataset=dataset, pruning=MagnitudeConfig()
+    )
+    with pytest.raises(MissingPruningStateError, match="holds no checkpoint"):
+        trainer.train(resume_from_checkpoint=True)
+
+
+def test_more_config_mistakes_name_the_fix(tmp_path):
+    from hf_prune import PruningConfig
+    from hf_prune.errors import NoMatchingModulesError
+
+    with pytest.raises(InvalidConfigError, match="keyword arguments only"):
+        RPPConfig(0.8)
+    with pytest.raises(InvalidConfigError, match=r"field of the \['magnitude'\] methods"):
+        RPPConfig(prune_interval=5)
+    with pytest.raises(InvalidConfigError, match="needs a mapping"):
+        PruningConfig.from_dict("rpp")
+    with pytest.raises(InvalidConfigError, match="does not exist"):
+        PruningConfig.load(tmp_path / "nowhere")
+    with pytest.raises(NoMatchingModulesError, match=r"include='query' is one string.*\['query'\]"):
+        find_targets(tiny_bert(), include="query")
+    trainer = PruningTrainer(model=tiny_bert(), args=training_args(tmp_path))
+    with pytest.raises(InvalidConfigError, match="no pruning config"):
+        trainer.save_pruned(tmp_path / "out")

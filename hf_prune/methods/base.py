@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ..config import PruningConfig
-from ..errors import CheckpointMismatchError, InvalidConfigError
+from ..errors import CheckpointMismatchError, InvalidConfigError, MethodOrderError
 from ..formats.registry import WeightStructure, formats_for
 from ..state_dicts import StateGroups
 from ..targets import find_targets, layer_group, weight_of
@@ -111,8 +111,34 @@ class PruningMethod(ABC):
         )
 
     def begin(self, total_steps: int) -> None:
-        """Called when training starts, with the run's total number of optimizer steps."""
+        """Called when training starts, with the run's total number of optimizer steps.
+
+        Raises:
+            InvalidConfigError: ``total_steps`` is not a whole number >= 0.
+        """
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 0:
+            raise InvalidConfigError(
+                f"begin(total_steps={total_steps!r}): the run length must be a whole number of optimizer steps >= 0."
+            )
+        self.require_attached("begin")
         self.total_steps = total_steps
+
+    def require_attached(self, call: str) -> None:
+        """Raise :class:`MethodOrderError` unless :meth:`attach` has run (``call`` names the caller)."""
+        if not self.attached:
+            raise MethodOrderError(
+                f"{type(self).__name__}.{call}() before attach(model): call method.attach(model) first (before "
+                f"building the optimizer: some methods add parameters)."
+            )
+
+    def require_begun(self, call: str) -> None:
+        """Raise :class:`MethodOrderError` unless :meth:`begin` has run (``call`` names the caller)."""
+        self.require_attached(call)
+        if self.total_steps is None:
+            raise MethodOrderError(
+                f"{type(self).__name__}.{call}() before begin(total_steps): call method.begin(total_steps) first; "
+                f"the schedule needs the run length."
+            )
 
     @abstractmethod
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:

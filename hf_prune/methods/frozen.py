@@ -49,9 +49,11 @@ class FrozenMask(ElementwiseMaskMethod):
         self.freeze_current_zeros()
 
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.require_attached("step")
         self.apply_masks()
 
     def finalize(self) -> dict[str, Any]:
+        self.require_attached("finalize")
         self.apply_masks()
         return self.report()
 

@@ -72,13 +72,11 @@ class MagnitudePruning(ElementwiseMaskMethod):
         self.apply_masks()
 
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.require_attached("step")
         if self.frozen:
             self.apply_masks()
             return
-        if self.total_steps is None:
-            raise RuntimeError(
-                "Call method.begin(total_steps) before method.step(): the schedule needs the run length."
-            )
+        self.require_begun("step")
         if step >= self.end_step:
             self._prune_to(self.config.target_sparsity)
             self.frozen = True
@@ -93,6 +91,7 @@ class MagnitudePruning(ElementwiseMaskMethod):
             self.apply_masks()
 
     def finalize(self) -> dict[str, Any]:
+        self.require_attached("finalize")
         if not self.frozen:
             self._prune_to(self.config.target_sparsity)
             self.frozen = True

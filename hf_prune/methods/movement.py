@@ -47,7 +47,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
-from ..errors import CheckpointMismatchError
+from ..errors import CheckpointMismatchError, MethodOrderError
 from ..parametrize import MovementMask, all_reduce_grads_mean, stored_tensor
 from ..registry import register_method
 from ..schedules import cubic_sparsity
@@ -202,14 +202,12 @@ class MovementPruning(ElementwiseMaskMethod):
 
     # -- training ------------------------------------------------------------------------------
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.require_attached("step")
         self.last_step = step
         if self.frozen:
             self.apply_masks()
             return
-        if self.total_steps is None:
-            raise RuntimeError(
-                "Call method.begin(total_steps) before method.step(): the schedule needs the run length."
-            )
+        self.require_begun("step")
         self._step_scores()
         if step >= self.end_step:
             self.finalize()
@@ -218,7 +216,7 @@ class MovementPruning(ElementwiseMaskMethod):
 
     def _optimizer(self) -> torch.optim.Adam:
         if self.score_optimizer is None:
-            raise RuntimeError("MovementPruning needs attach(model) before training or resuming.")
+            raise MethodOrderError("MovementPruning needs attach(model) before training or resuming.")
         return self.score_optimizer
 
     def on_skipped_step(self) -> None:
@@ -279,6 +277,7 @@ class MovementPruning(ElementwiseMaskMethod):
     # -- end of the schedule -------------------------------------------------------------------
     @torch.no_grad()
     def finalize(self) -> dict[str, Any]:
+        self.require_attached("finalize")
         if not self.frozen:
             scores = {name: mask.scores.detach() for name, mask in self.masks.items()}
             if self.config.variant == "soft":

@@ -83,10 +83,10 @@ from ..config import InvalidConfigError
 from ..factorization import FactorizedLinear, compiled_size, factorized_is_smaller, replace_module
 from ..measure import encoder_parameter_count, unique_numel
 from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean, stored_tensor
+from ..registry import register_method
 from ..schedules import linear_ramp
 from ..state_dicts import StateGroups, load_optimizer_tensors, optimizer_tensors
 from ..targets import weight_of
-from ..registry import register_method
 from .base import PruningMethod
 from .rank_budget import compiled_params, fill_up, project_down
 from .rank_config import RankConfig, RankSchedule

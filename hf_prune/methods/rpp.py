@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 
 from ..config import InvalidConfigError, ScheduledSparsityConfig, check_range
+from ..errors import MethodOrderError
 from ..registry import register_method
 from ..schedules import cubic_sparsity
 from ..state_dicts import StateGroups
@@ -137,13 +138,11 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
         return "frozen" if self.frozen else ("proximal" if self.reweight_round >= 0 else "dense")
 
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.require_attached("step")
         if self.frozen:
             self.apply_masks()
             return
-        if self.total_steps is None:
-            raise RuntimeError(
-                "Call method.begin(total_steps) before method.step(): the schedule needs the run length."
-            )
+        self.require_begun("step")
         if self.begin_step < step <= self.end_step:
             if optimizer is None:
                 raise ValueError("RPP.step needs the optimizer: the threshold follows its learning rate.")
@@ -157,7 +156,9 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
         # Rebuilt every step (a few dozen entries): an optimizer can be replaced between runs.
         groups = _param_groups_by_param(optimizer)
         if self.gamma is None:
-            raise RuntimeError("ReweightedProximalPruning.step() before begin(total_steps): call method.begin() first.")
+            raise MethodOrderError(
+                "ReweightedProximalPruning.step() before begin(total_steps): call method.begin() first."
+            )
         zeros = []
         thresholds = []
         for index, name in enumerate(self.targets):
@@ -210,6 +211,7 @@ class ReweightedProximalPruning(ElementwiseMaskMethod):
 
     @torch.no_grad()
     def finalize(self) -> dict[str, Any]:
+        self.require_attached("finalize")
         if not self.frozen:
             self.proximal_sparsity = self.sparsity()
             scores = {name: self.weight(name).abs() for name in self.targets}
