@@ -98,25 +98,18 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _read_export_report(path: str) -> dict:
-    """The export's ``pruning_report.json``, or an error naming the folder or file and the fix."""
+    """The export's ``pruning_report.json`` (read_report names a missing or damaged file), checked
+    to hold what ``report`` prints, or an error naming the folder or file and the fix."""
     from .export import REPORT_FILE_NAME, read_report
     from .formats import ExportFormatError, MissingExportFileError
 
-    again = "copy the whole export folder again, or export the model again"
     if not os.path.isdir(path):
         raise MissingExportFileError(
             f"{path} does not exist or is not a folder; pass the folder hf-prune train or save_pruned wrote."
         )
+    report = read_report(path)
     file = os.path.join(path, REPORT_FILE_NAME)
-    if not os.path.isfile(file):
-        raise MissingExportFileError(
-            f"{path} is not an hf_prune export (no {REPORT_FILE_NAME}); pass the folder hf-prune train or "
-            f"save_pruned wrote (it holds {REPORT_FILE_NAME} and the weights)."
-        )
-    try:
-        report = read_report(path)
-    except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
-        raise ExportFormatError(f"{file} is not valid JSON ({err}); the export is damaged: {again}.") from None
+    again = "copy the whole export folder again, or export the model again"
     if not isinstance(report, dict):
         raise ExportFormatError(f"{file} holds {type(report).__name__}, not the report mapping; {again}.")
     missing = [key for key in ("method", "pruned_weights") if key not in report]

@@ -92,8 +92,10 @@ def candidate_modules(model: nn.Module, include_embeddings: bool = False) -> dic
         if is_embedding:
             candidates[full_name] = module
         elif isinstance(module, nn.Linear) and not _NON_ENCODER_PARTS.search(name):
-            if name.split(".")[0].startswith("embeddings") and not include_embeddings:
-                continue  # e.g. ELECTRA's embeddings_project counts as part of the embeddings
+            if "embedding" in name and not include_embeddings:
+                # Projections of the embeddings (ELECTRA's embeddings_project, ALBERT's
+                # encoder.embedding_hidden_mapping_in) count as part of the embeddings.
+                continue
             if in_stack is not None and id(module) not in in_stack:
                 continue  # a head (classifier, lm_head) of a model that is its own base_model
             candidates[full_name] = module

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
-from datasets import Dataset
-
+# Before anything imports huggingface_hub, which reads HF_HUB_OFFLINE once at import: tests never
+# touch the network (a lookup would wait for a connection timeout instead).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Subprocesses (torchrun, the trust_remote_code check) inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+
 # One intra-op thread: the models are tiny, so threads only add synchronisation, and on a busy
 # 2-core machine (tests running side by side) two OpenMP threads made a 10-step Trainer run take
 # ~10 s instead of ~0.3 s.
@@ -23,9 +26,9 @@ torch.set_num_threads(1)
 
 from .common import (  # noqa: E402  (after the environment is set)
     MODELS,
-    ContractTester,
     SEQ,
     VOCAB,
+    ContractTester,
     tiny_bert,
     tiny_dataset,
     tiny_distilbert,

@@ -48,7 +48,10 @@ def _pruned_magnitude():
 
 def _trained(tmp_path, dataset, config, **args):
     trainer = PruningTrainer(
-        model=tiny_bert(), args=training_args(tmp_path, **{"max_steps": 4, **args}), train_dataset=dataset, pruning=config
+        model=tiny_bert(),
+        args=training_args(tmp_path, **{"max_steps": 4, **args}),
+        train_dataset=dataset,
+        pruning=config,
     )
     trainer.train()
     return trainer

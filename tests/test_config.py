@@ -83,6 +83,7 @@ def test_from_dict_rejects_unknown_fields_and_methods():
 
 def test_registry_refuses_duplicates():
     assert {"rpp", "magnitude", "frozen"} <= set(available_methods())
+
     class OtherMagnitude(MagnitudePruning):
         pass
 

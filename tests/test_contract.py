@@ -12,7 +12,7 @@ import pytest
 import transformers
 
 from hf_prune import available_methods, create_method, load_pruned
-from hf_prune.formats import FormatMismatchError, formats_for, get_format, read_manifest
+from hf_prune.formats import formats_for, get_format, read_manifest
 
 from .common import (
     METHOD_FORMATS,
@@ -32,32 +32,9 @@ ELEMENTWISE_PAIRS = [(m, f) for m, f in METHOD_FORMATS if METHODS[m].structure =
 FACTORED_PAIRS = [(m, f) for m, f in METHOD_FORMATS if METHODS[m].structure == "factored" and f in FACTOR_FORMATS]
 
 
-# Known gaps of the library, by output format, when re-exporting a fine-tuned factored model:
-# format -> (the exception raised today, why).
-REEXPORT_FAILURES = {
-    "factored": (
-        FormatMismatchError,
-        "no method can re-export a fine-tuned factored model with its factors: FrozenMaskConfig declares "
-        "elementwise weights, so save_pruned refuses format='factored'",
-    ),
-    "dense": (
-        KeyError,
-        "bug: save_pruned(format='dense') of a model holding FactorizedLinear, with FrozenMask targets on their "
-        "down/up layers, raises KeyError '<layer>.down.weight' in formats/measure.py measure_zeros (the "
-        "densified state dict has '<layer>.weight' instead)",
-    ),
-}
-
-
-def _known_failure(known):
-    if known is None:
-        return []
-    raises, reason = known
-    return [pytest.mark.xfail(strict=True, raises=raises, reason=reason)]
-
-
 @pytest.fixture
 def tester(contract_tester) -> ContractTester:
+    """The session's tester (tests/conftest.py): its runs are shared with other test files."""
     return contract_tester
 
 
@@ -90,7 +67,10 @@ def test_custom_model_class_is_recorded_and_loads_back(tester, method_name, fmt)
     assert not hasattr(transformers, TinyCustomForSequenceClassification.__name__)
     folder, _ = tester.trained(METHODS[method_name], "custom").exports[fmt]
     manifest = read_manifest(folder)
-    assert (manifest["model_class"], manifest["model_module"]) == ("TinyCustomForSequenceClassification", "tests.common")
+    assert (manifest["model_class"], manifest["model_module"]) == (
+        "TinyCustomForSequenceClassification",
+        "tests.common",
+    )
     assert type(load_pruned(folder)) is TinyCustomForSequenceClassification
 
 
@@ -139,12 +119,7 @@ def test_fine_tune_of_a_loaded_factored_export_keeps_its_factors(tester, method_
 
 
 @pytest.mark.parametrize(
-    "method_name, fmt, out_fmt",
-    [
-        pytest.param(m, f, out, marks=_known_failure(REEXPORT_FAILURES.get(out)))
-        for m, f in FACTORED_PAIRS
-        for out in METHODS[m].formats
-    ],
+    "method_name, fmt, out_fmt", [(m, f, out) for m, f in FACTORED_PAIRS for out in METHODS[m].formats]
 )
 def test_fine_tuned_factored_model_exports_again(tester, method_name, fmt, out_fmt):
     run = tester.trained(METHODS[method_name], ContractTester.RESUME_ARCH)

@@ -64,6 +64,7 @@ class CompiledRank(PruningMethod):
         self.model: torch.nn.Module | None = None
 
     def attach(self, model: torch.nn.Module) -> None:
+        super().attach(model)  # records the model (save_pruned checks the method pruned it)
         self.model = model
         self.targets = {name: model.get_submodule(name) for name in self.ranks}
 

@@ -102,7 +102,11 @@ def test_lagrangian_has_gradients_on_every_gate_even_while_capped_at_dense():
 
 def test_training_moves_expected_sparsity_toward_the_target():
     config = RankConfig(
-        target_params_fraction=0.5, gate_learning_rate=0.1, lagrangian_learning_rate=0.05, warmup_end_step=15, end_step=100
+        target_params_fraction=0.5,
+        gate_learning_rate=0.1,
+        lagrangian_learning_rate=0.05,
+        warmup_end_step=15,
+        end_step=100,
     )
     model, method = _attached(config)
     method.begin(100)

@@ -1,3 +1,5 @@
+"""Pure schedule functions: the cubic sparsity ramp and the linear ramp."""
+
 from __future__ import annotations
 
 import pytest

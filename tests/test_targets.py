@@ -1,4 +1,4 @@
-"""Which modules are pruned, on four architectures."""
+"""Which modules are pruned, on every architecture of the model table (``tests/common.py``)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,32 @@ from hf_prune import find_targets
 from hf_prune.errors import NoMatchingModulesError, UnsupportedModelError
 from hf_prune.targets import layer_group
 
-from .conftest import ARCHITECTURES
-
-# 2 layers x (Q, K, V, attention out, FFN in, FFN out)
-EXPECTED_PER_ARCH = 12
+from .common import MODELS, tiny_bert
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", list(MODELS))
 def test_default_targets_are_encoder_linears_only(arch):
-    model = ARCHITECTURES[arch]()
-    targets = find_targets(model)
-    assert len(targets) == EXPECTED_PER_ARCH
+    case = MODELS[arch]
+    targets = find_targets(case.build())
     assert all(isinstance(m, nn.Linear) for m in targets.values())
     joined = " ".join(targets)
-    for forbidden in ("classifier", "pooler", "pre_classifier", "LayerNorm", "embeddings"):
-        assert forbidden not in joined
-    groups = {layer_group(n, m) for n, m in targets.items()}
-    assert groups == {"attention", "ffn"}
-    attention = [n for n, m in targets.items() if layer_group(n, m) == "attention"]
-    assert len(attention) == 8
+    for forbidden in ("classifier", "pooler", "pre_classifier", "LayerNorm", "embedding", "head"):
+        assert forbidden not in joined, forbidden
+    groups = [layer_group(n, m) for n, m in targets.items()]
+    assert (groups.count("attention"), groups.count("ffn")) == (case.attention_targets, case.ffn_targets)
+    assert len(groups) == case.attention_targets + case.ffn_targets, sorted(set(groups))
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("arch", list(MODELS))
 def test_embeddings_are_optional(arch):
-    model = ARCHITECTURES[arch]()
+    model = MODELS[arch].build()
     targets = find_targets(model, include_embeddings=True)
     assert model.get_input_embeddings() in targets.values()
+    assert model.get_input_embeddings() not in find_targets(model).values()
 
 
 def test_include_and_exclude_patterns():
-    model = ARCHITECTURES["bert"]()
+    model = tiny_bert()
     only_ffn = find_targets(model, include=[r"intermediate\.dense$", r"output\.dense$"], exclude=["attention"])
     assert len(only_ffn) == 4
     assert all("attention" not in name for name in only_ffn)
@@ -49,17 +45,17 @@ def test_include_and_exclude_patterns():
 @pytest.mark.parametrize("kwargs", [{"include": ["query", "no_such_module"]}, {"exclude": ["classifier"]}])
 def test_pattern_matching_nothing_is_an_error(kwargs):
     with pytest.raises(NoMatchingModulesError, match="matches none"):
-        find_targets(ARCHITECTURES["bert"](), **kwargs)
+        find_targets(tiny_bert(), **kwargs)
 
 
 def test_patterns_leaving_nothing_is_an_error():
     with pytest.raises(NoMatchingModulesError, match="leave no module"):
-        find_targets(ARCHITECTURES["bert"](), include=["query"], exclude=["layer"])
+        find_targets(tiny_bert(), include=["query"], exclude=["layer"])
 
 
 def test_invalid_regex_is_reported():
     with pytest.raises(NoMatchingModulesError, match="not a valid regex"):
-        find_targets(ARCHITECTURES["bert"](), include=["(query"])
+        find_targets(tiny_bert(), include=["(query"])
 
 
 def test_model_without_backbone_is_unsupported():

@@ -147,7 +147,7 @@ def test_save_pruned_refuses_to_replace_the_trainer_output_dir(tmp_path, dataset
         tmp_path, tiny_bert(), dataset, CONFIGS["magnitude"](), False, save_strategy="steps", save_steps=5, max_steps=5
     )
     trainer.train()
-    with pytest.raises(FileExistsError, match="not an hf_prune export"):
+    with pytest.raises(FileExistsError, match="is the Trainer's output_dir"):
         trainer.save_pruned(tmp_path)
     assert (tmp_path / "checkpoint-5" / "hf_prune_state.safetensors").is_file()
 

@@ -26,7 +26,12 @@ from typing import Any
 from torch import nn
 
 from ..factorization import densified_state_dict, factored_modules
-from . import compact, dense, factored  # noqa: F401, I001  (importing registers each format, in this order)
+
+# isort: off
+# Importing registers each format; the order is the order users see (dense, the default, first).
+from . import dense, compact, factored  # noqa: F401
+
+# isort: on
 from .common import (
     MANIFEST_FILE_NAME,
     ExportFormat,

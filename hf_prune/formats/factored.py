@@ -15,7 +15,7 @@ model in place would silently undo the compiled form the caller may still fine-t
 
 Example:
     >>> from torch import nn
-    >>> from hf_prune.factorization import FactorizedLinear
+    >>> from hf_prune.factorization import FactorizedLinear, densified_state_dict, factored_modules
     >>> model = nn.Sequential(FactorizedLinear.from_linear_svd(nn.Linear(8, 6), rank=2))
     >>> factored_modules(model)
     {'0': {'in_features': 8, 'out_features': 6, 'rank': 2, 'bias': True}}

@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from hf_prune import MagnitudeConfig, MovementConfig, PruningConfig, PruningTrainer, RankConfig, RPPConfig  # noqa: E402
-from tests.conftest import tiny_bert, tiny_dataset, training_args  # noqa: E402
+from tests.common import tiny_bert, tiny_dataset, training_args  # noqa: E402
 
 CONFIGS = {
     "rpp": RPPConfig(target_sparsity=0.7, reweight_interval=3),
