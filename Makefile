@@ -7,7 +7,7 @@ SETUP_STAMP := $(VENV)/.hf_prune_setup
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data demo test quality bench-overhead bench-quality bench-export bench-rank-tuning clean
+.PHONY: setup data demo test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-bad-inputs clean
 
 setup: $(SETUP_STAMP)
 
@@ -44,6 +44,9 @@ bench-export: data
 
 bench-rank-tuning: data
 	$(BIN)/python benchmarks/rank_tuning.py
+
+bench-bad-inputs: setup
+	$(BIN)/python benchmarks/bad_input_battery.py
 
 clean:
 	rm -rf outputs .pytest_cache

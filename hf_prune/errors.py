@@ -56,6 +56,10 @@ class MissingPruningStateError(HfPruneError, FileNotFoundError):
     """Resuming from a checkpoint that holds no hf_prune state."""
 
 
+class RecipeNotFoundError(HfPruneError, FileNotFoundError):
+    """A recipe path that is not a readable file."""
+
+
 class DataUnavailableError(HfPruneError, RuntimeError):
     """A dataset or model that cannot be fetched or found locally."""
 

@@ -25,7 +25,7 @@ import yaml
 
 from .cache import cache_root
 from .config import PruningConfig
-from .errors import HfPruneError, InvalidConfigError
+from .errors import InvalidConfigError, RecipeNotFoundError
 from .recipe_checks import FIELD_EXAMPLES, checked_training, conform, describe_value
 
 logger = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ _DEFAULT_TRAINING = {
     "report_to": "none",
     "disable_tqdm": True,
 }
-
-
-class RecipeNotFoundError(HfPruneError, FileNotFoundError):
-    """A recipe path that is not a readable file."""
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""Fitting rank pruning's frozen gates to the parameter budget (used by ``RankPruning.finalize``).
+"""Reaching rank pruning's parameter budget: the multiplier controller (training) and the fit (finalize).
 
-The gates rarely land exactly on the budget. :func:`project_down` drops the least probable kept
-components until the compiled size fits; :func:`fill_up` re-admits the most probable dropped ones
-while they still fit. Sizes are compiled sizes: ``min(r * (in + out), in * out)`` per matrix.
+:class:`AntiWindupMultipliers` updates the augmented Lagrangian's multipliers while the gates
+train (see :mod:`hf_prune.methods.rank` for why it replaced the multipliers' Adam ascent). At
+finalize the frozen gates rarely land exactly on the budget: :func:`project_down` drops the least
+probable kept components until the compiled size fits; :func:`fill_up` re-admits the most probable
+dropped ones while they still fit. Sizes are compiled sizes: ``min(r * (in + out), in * out)``
+per matrix.
 
 Example:
     >>> import torch
@@ -18,6 +21,9 @@ Example:
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -87,3 +93,68 @@ def fill_up(
             keep[name][index] = True
             added += 1
     return added
+
+
+@dataclass
+class AntiWindupMultipliers:
+    """Gradient ascent on ``(l1, l2)`` proportional to the gap, with ``l1`` reset before a crossing.
+
+    The Lagrangian is ``l1 * gap + l2 * gap^2`` with ``gap = s - t`` (expected minus target
+    sparsity): ``l1`` acts like the integral term of a controller, ``2 * l2 * gap`` like a
+    proportional one. Each step (``step_size`` = eta):
+
+    * ``l1 += eta * gap`` and ``l2 += eta * gap^2``: plain ascent, so ``l1`` stops moving as the
+      gap closes (Adam's normalised steps kept it moving at full speed, and its slow second-moment
+      memory then slowed it down as the gap shrank, the worst of both);
+    * anti-windup: ``l1`` is set to 0 whenever it would push the sparsity past the target, i.e.
+      when ``l1`` and the *predicted* gap have opposite signs. The prediction is
+      ``gap + horizon * velocity`` (velocity: a moving average of the gap's change per step):
+      once the push stops, the gates' own Adam momentum keeps them moving for about
+      ``1 / (1 - beta1)`` = 10 steps, so ``l1`` is released that far ahead of the crossing.
+      What ``l1`` built up while the gates were slow to start (their gradient through
+      ``P(z != 0)`` is tiny while they are wide open) is thereby dropped instead of unwound.
+
+    Example:
+        >>> lambdas = torch.zeros(2)
+        >>> control = AntiWindupMultipliers(step_size=0.5)
+        >>> for gap in (-0.4, -0.3):  # below the target: l1 < 0 pushes the sparsity up
+        ...     control.update(lambdas, gap)
+        >>> [round(v, 3) for v in lambdas.tolist()]
+        [-0.35, 0.125]
+        >>> control.update(lambdas, -0.1)  # closing at 0.2 a step: the gates will coast past the target
+        >>> lambdas.tolist()[0]
+        0.0
+    """
+
+    step_size: float
+    horizon: float = 10.0
+    smoothing: float = 0.9
+    last_gap: float | None = None
+    velocity: float = 0.0
+
+    def predicted_gap(self, gap: float) -> float:
+        """Where the gap would be after ``horizon`` more steps at the current velocity."""
+        return gap + self.horizon * self.velocity
+
+    @torch.no_grad()
+    def update(self, lambdas: torch.Tensor, gap: float) -> None:
+        """Update ``lambdas`` = ``(l1, l2)`` in place for the gap measured at this step."""
+        if self.last_gap is not None:
+            change = gap - self.last_gap
+            self.velocity = self.smoothing * self.velocity + (1.0 - self.smoothing) * change
+        self.last_gap = gap
+        l1 = float(lambdas[0]) + self.step_size * gap
+        if l1 * self.predicted_gap(gap) < 0.0:
+            l1 = 0.0  # it would push past the target: release it rather than let it unwind
+        l2 = float(lambdas[1]) + self.step_size * gap * gap
+        lambdas.copy_(torch.tensor([l1, l2], dtype=lambdas.dtype))
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state for resuming (the multipliers themselves are saved by the method)."""
+        return {"last_gap": self.last_gap, "velocity": self.velocity}
+
+    def load_state(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state` (``None``: a fresh controller)."""
+        state = state or {}
+        self.last_gap = state.get("last_gap")
+        self.velocity = float(state.get("velocity", 0.0))

@@ -15,6 +15,11 @@ from typing import ClassVar, Literal, NamedTuple
 from ..config import InvalidConfigError, PruningConfig, check_range
 
 
+# lagrangian_learning_rate=None per controller: anti_windup's is a plain step per unit of gap
+# (benchmarks/rank_tuning.py), adam's the learning rate it was tuned with before.
+DEFAULT_MULTIPLIER_STEP = {"anti_windup": 0.5, "adam": 5e-2}
+
+
 class RankSchedule(NamedTuple):
     """The optimizer steps of a rank-pruning run: gates start, target reaches the budget, gates freeze.
 
@@ -66,11 +71,21 @@ class RankConfig(PruningConfig):
         default=5e-2,
         metadata={"help": "Adam learning rate of the gate logits, > 0 (they must travel ~5 units from the init)."},
     )
-    lagrangian_learning_rate: float = field(
-        default=5e-2,
+    controller: Literal["anti_windup", "adam"] = field(
+        default="anti_windup",
         metadata={
-            "help": "Adam learning rate (ascent) of the two Lagrange multipliers, > 0. Sets how fast the "
-            "gates follow the target (benchmarks/results/rank_tuning.md)."
+            "help": "How the two Lagrange multipliers follow the gap to the target. 'anti_windup': plain "
+            "ascent proportional to the gap, l1 released before the gates would coast past the target, the "
+            "compiled (dense-capped) size held to the budget once the target is reached; 'adam': the "
+            "earlier Adam ascent on the factored size (winds up: overshoots 0.5, falls short of 0.8 and "
+            "0.9), kept to reproduce older results (benchmarks/results/rank_tuning.md)."
+        },
+    )
+    lagrangian_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Step size of the multipliers' ascent, > 0; None: 0.5 for controller='anti_windup' "
+            "(change of l1 per step and unit of gap), 5e-2 for 'adam' (Adam's learning rate)."
         },
     )
     fill_budget: bool = field(
@@ -115,7 +130,8 @@ class RankConfig(PruningConfig):
         check_range("stretch_left", self.stretch_left, -math.inf, 0.0, high_inclusive=False)
         check_range("stretch_right", self.stretch_right, 1.0, math.inf, low_inclusive=False)
         check_range("gate_learning_rate", self.gate_learning_rate, 0.0, math.inf, low_inclusive=False)
-        check_range("lagrangian_learning_rate", self.lagrangian_learning_rate, 0.0, math.inf, low_inclusive=False)
+        if self.lagrangian_learning_rate is not None:
+            check_range("lagrangian_learning_rate", self.lagrangian_learning_rate, 0.0, math.inf, low_inclusive=False)
         check_range("begin_fraction", self.begin_fraction, 0.0, 1.0)
         check_range("warmup_fraction", self.warmup_fraction, 0.0, 1.0)
         check_range("end_fraction", self.end_fraction, 0.0, 1.0)
@@ -158,6 +174,18 @@ class RankConfig(PruningConfig):
             0.7
         """
         return 1.0 - self.target_params_fraction
+
+    @property
+    def multiplier_step_size(self) -> float:
+        """``lagrangian_learning_rate``, or the default of the chosen ``controller`` when it is None.
+
+        Example:
+            >>> RankConfig().multiplier_step_size, RankConfig(controller="adam").multiplier_step_size
+            (0.5, 0.05)
+        """
+        if self.lagrangian_learning_rate is not None:
+            return self.lagrangian_learning_rate
+        return DEFAULT_MULTIPLIER_STEP[self.controller]
 
     def resolve_schedule(self, total_steps: int) -> RankSchedule:
         """The (begin, warm-up end, gate freeze) optimizer steps for a run of ``total_steps``.
