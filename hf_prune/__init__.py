@@ -13,6 +13,7 @@ from __future__ import annotations
 from .callback import PruningCallback
 from .config import PruningConfig, ScheduledSparsityConfig
 from .export import load_pruned, read_report, save_pruned
+from .hub import push_pruned
 from .methods import (
     FrozenMaskConfig,
     MagnitudeConfig,
@@ -24,7 +25,7 @@ from .methods import (
 )
 from .registry import available_methods, register_method
 from .targets import find_targets
-from .trainer import PruningTrainer
+from .trainer import PruningTrainer, PruningTrainerMixin
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "PruningConfig",
     "PruningMethod",
     "PruningTrainer",
+    "PruningTrainerMixin",
     "RPPConfig",
     "RankConfig",
     "ScheduledSparsityConfig",
@@ -43,6 +45,7 @@ __all__ = [
     "create_method",
     "find_targets",
     "load_pruned",
+    "push_pruned",
     "read_report",
     "register_method",
     "save_pruned",

@@ -4,15 +4,16 @@
     hf-prune report outputs/demo            # sparsity read from the saved weights
     hf-prune methods                        # registered methods and the formats each exports to
     hf-prune formats [--markdown]           # registered export formats
+    hf-prune push outputs/demo me/minilm-rpp [--revision v1] [--private]   # publish an export
     hf-prune fetch-data                     # fetch the offline datasets into the cache
 
 Example:
     >>> main(["methods"])
-    frozen      formats: dense, compact
-    magnitude   formats: dense, compact
-    movement    formats: dense, compact
+    frozen      formats: dense, compact, masks
+    magnitude   formats: dense, compact, masks
+    movement    formats: dense, compact, masks
     rank        formats: dense, factored
-    rpp         formats: dense, compact
+    rpp         formats: dense, compact, masks
     0
 """
 
@@ -140,6 +141,25 @@ def _formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_pruned
+
+    commit = push_pruned(
+        args.path,
+        args.repo_id,
+        revision=args.revision,
+        private=args.private or None,
+        commit_message=args.commit_message,
+    )
+    where = args.repo_id + (f"@{args.revision}" if args.revision else "")
+    print(f"Pushed to {where}: {getattr(commit, 'commit_url', None) or 'the repo already held this export'}")
+    print(
+        f"Load it with hf_prune.load_pruned({args.repo_id!r}"
+        + (f", revision={args.revision!r})" if args.revision else ")")
+    )
+    return 0
+
+
 def _fetch_data(args: argparse.Namespace) -> int:
     from .tasks.vader import ensure_vader_files
 
@@ -163,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     formats.add_argument("--markdown", action="store_true", help="Print the table the README shows.")
     formats.set_defaults(handler=_formats)
     sub.add_parser("fetch-data", help="Fetch the offline datasets into the cache.").set_defaults(handler=_fetch_data)
+    push = sub.add_parser("push", help="Push an export folder to the Hub in one commit.")
+    push.add_argument("path", help="The export folder (hf-prune train or save_pruned wrote it).")
+    push.add_argument("repo_id", help="'name' or 'owner/name'; created if missing.")
+    push.add_argument("--revision", help="A branch to push to (created if missing).")
+    push.add_argument("--private", action="store_true", help="Create the repo private.")
+    push.add_argument("--commit-message", help="The commit message.")
+    push.set_defaults(handler=_push)
     return parser
 
 

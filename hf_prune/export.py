@@ -27,6 +27,7 @@ from typing import Any
 import transformers
 from torch import nn
 
+from .cards import CardInfo, write_card
 from .errors import InvalidConfigError, MethodOrderError
 from .export_folder import atomic_directory, check_export_target
 from .factorization import factored_modules
@@ -41,14 +42,14 @@ from .formats import (
     weights_file_names,
     write_manifest,
 )
-from .formats.common import model_class_fields
+from .formats.common import REPORT_FILE_NAME, model_class_fields
+from .formats.locate import locate_export
 from .formats.registry import check_format_fits
 from .formats.standalone_loader import HUB_KWARGS
 from .methods import PruningMethod
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE_NAME = "pruning_report.json"
 
 __all__ = [
     "REPORT_FILE_NAME",
@@ -68,6 +69,7 @@ def save_pruned(
     *,
     format: ExportFormat = "dense",
     processing_class: Any = None,
+    card: CardInfo | None = None,
 ) -> dict[str, Any]:
     """Finalize ``method`` and export ``model`` to ``output_dir`` in ``format``; returns the report.
 
@@ -85,6 +87,9 @@ def save_pruned(
 
     ``processing_class`` (the tokenizer) is saved with the export; without it, the tokenizer of
     the local folder the model was loaded from is saved, if it has one (a warning says when none is).
+    The model card (``README.md`` + ``sparsity_per_layer.png``, :func:`hf_prune.cards.write_card`)
+    is written inside the export; ``card`` adds what the folder cannot know (evaluation results,
+    datasets, license, the repo id).
 
     Raises:
         UnknownFormatError: ``format`` is not registered (before anything is done).
@@ -115,6 +120,8 @@ def save_pruned(
         # Written last, listing every file of the export: a later re-export keeps any other file.
         manifest["files"] = sorted({*os.listdir(staging), MANIFEST_FILE_NAME})
         write_manifest(staging, manifest)
+        # Inside the staging folder: an export is never without its card (README.md + plot).
+        write_card(staging, card)
     logger.info(
         "Saved %s export to %s (sparsity %.4f, %d bytes)",
         spec.name,
@@ -201,63 +208,13 @@ def load_pruned(path: str | os.PathLike[str], *, model_class: type | None = None
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise MissingExportFileError(f"load_pruned(path={path!r}): give an export folder or a Hub repo id.")
     hub = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
-    folder = _local_folder(path, hub)
+    folder = locate_export(path, hub)
     manifest = read_manifest(folder) if folder is not None else None
     if folder is None or manifest is None:
         if folder is not None:
             _check_plain_folder(folder)
         return _load_plain(path if folder is None else folder, model_class, hub, **kwargs)
     return load_export(folder, manifest, model_class=model_class, **kwargs)
-
-
-def _looks_local(path: str) -> bool:
-    """Whether ``path`` can only be a folder (a Hub repo id is ``name`` or ``owner/name``)."""
-    return os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1 or os.sep in path.replace("/", "")
-
-
-def _local_folder(path: str | os.PathLike[str], hub: Mapping[str, Any]) -> str | None:
-    """The local folder holding the export, downloading a compact/factored Hub repo; ``None``
-    when ``path`` is a Hub repo that ``from_pretrained`` should load itself (a dense one)."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        return os.path.join(path, hub["subfolder"]) if hub.get("subfolder") else path
-    if _looks_local(path):
-        raise MissingExportFileError(f"No export folder at {path!r}; check the path (save_pruned writes one).")
-    from huggingface_hub import hf_hub_download, snapshot_download, try_to_load_from_cache
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
-    subfolder = hub.get("subfolder") or ""
-    download = {key: value for key, value in hub.items() if key != "subfolder"}
-    try:
-        manifest_file = hf_hub_download(path, MANIFEST_FILE_NAME, subfolder=subfolder or None, **download)
-    except LocalEntryNotFoundError:  # offline (or unreachable), and no cached manifest
-        config = f"{subfolder}/config.json" if subfolder else "config.json"
-        if not isinstance(try_to_load_from_cache(path, config, cache_dir=hub.get("cache_dir")), str):
-            raise MissingExportFileError(
-                f"No local folder {path!r} exists, and as a Hub repo id it is not in the local cache while the "
-                f"Hub cannot be reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}). Check the path, "
-                f"or download the repo while online."
-            ) from None
-        return None  # a cached plain model: from_pretrained loads it
-    except EntryNotFoundError:  # a plain Hub model without a manifest
-        return None
-    except (HFValidationError, RepositoryNotFoundError):
-        raise MissingExportFileError(
-            f"No local folder {path!r} exists, and it is not an existing Hub repo either; check the path."
-        ) from None
-    manifest = read_manifest(os.path.dirname(manifest_file))
-    if manifest is None or manifest["format"] == "dense":
-        return None
-    # Only what the loader reads: the JSON files and the one weights file.
-    prefix = f"{subfolder}/" if subfolder else ""
-    patterns = [f"{prefix}*.json", f"{prefix}{manifest.get('weights_file')}"]
-    snapshot = snapshot_download(path, allow_patterns=patterns, **download)
-    return os.path.join(snapshot, subfolder) if subfolder else snapshot
 
 
 def _check_plain_folder(folder: str) -> None:

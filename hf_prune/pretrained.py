@@ -35,6 +35,29 @@ def resolve_model_path(name_or_path: str) -> str:
     return os.path.expanduser(name_or_path) if name_or_path.startswith("~") else name_or_path
 
 
+def base_model_id(model: object) -> tuple[str | None, str | None]:
+    """The Hub id (or local path) and revision a loaded model came from, from its config.
+
+    A folder of a packaged model maps back to its Hub id, so exports of the main job name
+    ``sentence-transformers/all-MiniLM-L6-v2``, not a site-packages path.
+
+    Example:
+        >>> from transformers import BertConfig
+        >>> class Model:
+        ...     config = BertConfig(name_or_path="bert-base-uncased")
+        >>> base_model_id(Model())
+        ('bert-base-uncased', None)
+    """
+    config = getattr(model, "config", None)
+    source = getattr(config, "_name_or_path", "") or ""
+    revision = getattr(config, "_commit_hash", None)
+    for hub_id in PACKAGED_MODELS:
+        packaged = resolve_model_path(hub_id)
+        if packaged != hub_id and source and os.path.abspath(source) == os.path.abspath(packaged):
+            return hub_id, None
+    return (source or None), (revision if isinstance(revision, str) else None)
+
+
 def check_model_available(name_or_path: str) -> str:
     """The path :func:`resolve_model_path` gives, after checking it can be loaded.
 

@@ -55,6 +55,18 @@ def _backbone(model: nn.Module) -> tuple[nn.Module, str]:
     raise UnsupportedModelError(f"Could not locate the base model inside {type(model).__name__}.")
 
 
+def backbone_prefix(model: nn.Module) -> str:
+    """The name prefix of the pruned backbone inside ``model`` (``""`` when it is the model).
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> backbone_prefix(BertForSequenceClassification(BertConfig(
+        ...     hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)))
+        'bert.'
+    """
+    return _backbone(model)[1]
+
+
 def weight_of(module: nn.Module) -> torch.Tensor:
     """``module.weight`` typed as a tensor (a target is an ``nn.Linear`` or an embedding).
 

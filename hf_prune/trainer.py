@@ -123,6 +123,50 @@ class PruningTrainerMixin:
         if _internal_call and output_dir is not None and self.pruning_method is not None and self.args.should_save:
             save_method_state(self.pruning_method, str(output_dir or self.args.output_dir))
 
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``Trainer.push_to_hub`` (same arguments, same ``args.hub_*`` settings); with pruning, the
+        Hub gets the pruned export and its model card, not the training checkpoint.
+
+        The export is written to ``<output_dir>/pruned-export`` (``export_format=`` picks the format;
+        default ``dense``) and pushed in one commit with :func:`hf_prune.push_pruned`; the weights
+        and checkpoint files the Trainer pushed during training are deleted in that commit. Only the
+        main process pushes. Returns the ``CommitInfo`` (``None`` on other processes).
+        """
+        if self.pruning_callback is None:
+            return super().push_to_hub(  # type: ignore[misc]
+                commit_message, blocking, token, revision, private, **kwargs
+            )
+        from .hub import push_pruned
+
+        export_format = kwargs.pop("export_format", "dense")
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)  # type: ignore[attr-defined]
+        folder = os.path.join(str(self.args.output_dir), "pruned-export")
+        self.save_pruned(folder, format=export_format)
+        if not self.args.should_save:
+            return None
+        repo_id = (
+            getattr(self, "hub_model_id", None)
+            or self.args.hub_model_id
+            or os.path.basename(os.path.abspath(str(self.args.output_dir)))
+        )
+        return push_pruned(
+            folder,
+            repo_id,
+            revision=revision if revision is not None else self.args.hub_revision,
+            private=private if private is not None else self.args.hub_private_repo,
+            token=token if token is not None else self.args.hub_token,
+            commit_message=commit_message,
+            delete_patterns=["*.safetensors", "*.bin", "checkpoint-*/**", "last-checkpoint/**", "runs/**"],
+        )
+
     def save_pruned(self, output_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
         """Finalize the method and save the pruned model (see :func:`hf_prune.save_pruned`).
 

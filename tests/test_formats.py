@@ -152,12 +152,14 @@ def test_compact_round_trip_is_exact_and_smaller(tmp_path, compact_export):
     model, method, out, report = compact_export
     save_pruned(model, tmp_path / "dense", method, format="dense")
     assert sorted(os.listdir(out)) == [
+        "README.md",
         "config.json",
         "hf_prune_config.json",
         "hf_prune_export.json",
         "hf_prune_loader.py",
         "model.compact.safetensors",
         "pruning_report.json",
+        "sparsity_per_layer.png",
     ]
     manifest = manifest_of(out)
     assert manifest["format"] == "compact" and manifest["model_class"] == "BertForSequenceClassification"
@@ -262,12 +264,14 @@ def test_half_precision_values_keep_their_dtype(tmp_path):
 def test_factored_round_trip_has_fewer_parameters(tmp_path, factored_export):
     model, out, report = factored_export
     assert sorted(os.listdir(out)) == [
+        "README.md",
         "config.json",
         "hf_prune_config.json",
         "hf_prune_export.json",
         "hf_prune_loader.py",
         "model.factored.safetensors",
         "pruning_report.json",
+        "sparsity_per_layer.png",
     ]
     manifest = manifest_of(out)
     assert manifest["factored_modules"]["bert.encoder.layer.0.intermediate.dense"] == {
@@ -323,7 +327,7 @@ def test_format_and_method_must_fit(tmp_path):
     every = re.escape(str(available_formats()))
     with pytest.raises(ValueError, match=rf"Unknown export format 'sparse'; choose one of {every}"):
         save_pruned(model, tmp_path / "x", method, format="sparse")
-    assert sorted(available_formats()) == ["compact", "dense", "factored"]
+    assert {"compact", "dense", "factored"} <= set(available_formats())
     assert not (tmp_path / "x").exists()
 
 

@@ -85,10 +85,10 @@ def test_export_records_the_class_module_and_an_unimportable_class_is_named(tmp_
 def test_cli_lists_methods_with_their_formats_and_the_format_table(capsys):
     assert main(["methods"]) == 0
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
-    assert lines["rank"] == "formats: dense, factored" and lines["rpp"] == "formats: dense, compact"
+    assert lines["rank"] == "formats: dense, factored" and lines["rpp"] == "formats: dense, compact, masks"
     assert main(["formats", "--markdown"]) == 0
     assert capsys.readouterr().out.strip() == format_table()
-    assert formats_for("elementwise") == ["dense", "compact"]
+    assert formats_for("elementwise") == ["dense", "compact", "masks"]
 
 
 def test_readme_format_table_is_the_registry_table():

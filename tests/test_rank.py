@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 
 import pytest
@@ -13,6 +15,8 @@ from hf_prune.checkpointing import load_method_state, save_method_state
 from hf_prune.errors import InvalidConfigError
 from hf_prune.factorization import FactorizedLinear
 from hf_prune.measure import encoder_parameter_count
+from hf_prune.methods.rank_budget import AntiWindupMultipliers
+from hf_prune.methods.rank_config import RankSchedule
 
 from .conftest import ARCHITECTURES, tiny_bert, training_args
 
@@ -100,13 +104,10 @@ def test_lagrangian_has_gradients_on_every_gate_even_while_capped_at_dense():
     assert method.lambdas.grad is not None and bool((method.lambdas.grad != 0).all())
 
 
-def test_training_moves_expected_sparsity_toward_the_target():
+@pytest.mark.parametrize("controller", ["anti_windup", "adam"])
+def test_training_moves_expected_sparsity_toward_the_target(controller):
     config = RankConfig(
-        target_params_fraction=0.5,
-        gate_learning_rate=0.1,
-        lagrangian_learning_rate=0.05,
-        warmup_end_step=15,
-        end_step=100,
+        target_params_fraction=0.5, gate_learning_rate=0.1, controller=controller, warmup_end_step=15, end_step=100
     )
     model, method = _attached(config)
     method.begin(100)
@@ -130,6 +131,73 @@ def test_training_moves_expected_sparsity_toward_the_target():
     assert seen[12]["lambda1"] < 0 < seen[12]["lambda2"]  # ascent: s below the target pushes l1 down
     assert seen[-1]["expected_sparsity"] > 0.3, [round(s["expected_sparsity"], 3) for s in seen]
     assert seen[-1]["gate_prob_mean"] < seen[0]["gate_prob_mean"]
+
+
+def test_anti_windup_multipliers_release_l1_before_the_gates_coast_past_the_target():
+    lambdas = torch.zeros(2)
+    control = AntiWindupMultipliers(step_size=0.5)
+    for gap in (-0.8, -0.8, -0.8):  # far below the target and not closing: l1 integrates the gap
+        control.update(lambdas, gap)
+    assert lambdas.tolist() == pytest.approx([-1.2, 0.96])
+    control.update(lambdas, -0.3)  # closing at 0.5 a step: predicted gap -0.3 + 10 * 0.05 > 0
+    assert control.predicted_gap(-0.3) > 0 and lambdas[0] == 0.0
+    assert lambdas[1] == pytest.approx(0.96 + 0.5 * 0.09)  # l2 (the proportional term) keeps growing
+    for _ in range(60):  # the gates stopped just short of the target: l1 builds up again, slowly
+        control.update(lambdas, -0.05)
+    assert -1.5 < float(lambdas[0]) < 0.0
+    fresh = AntiWindupMultipliers(step_size=0.5)
+    fresh.load_state(json.loads(json.dumps(control.state())))
+    assert fresh == control
+    for gap in (0.1, 0.1):  # above the target: l1 changes sign at once instead of unwinding
+        control.update(lambdas, gap)
+    assert float(lambdas[0]) > 0
+
+
+@pytest.mark.parametrize("controller", ["anti_windup", "adam"])
+def test_controlled_gap_holds_the_compiled_size_once_the_ramp_is_over(controller):
+    _, method = _attached(RankConfig(target_params_fraction=0.5, controller=controller))
+    _scramble_gates(method)  # some matrices factored, others above their break-even rank (dense)
+    with torch.no_grad():
+        factored_gap = float(method.expected_factored_sparsity()) - 0.5
+        capped_gap = float(method.expected_sparsity()) - 0.5
+        assert capped_gap > factored_gap  # the dense cap: compiling keeps less than the factored count
+        gap = float(method.controlled_gap(target=0.5))
+    assert gap == pytest.approx(capped_gap if controller == "anti_windup" else factored_gap)
+    with torch.no_grad():  # on the ramp (target far below the budget) the factored gap leads
+        assert float(method.controlled_gap(target=-0.5)) == pytest.approx(factored_gap + 1.0)
+
+
+def test_adam_controller_steps_the_multipliers_with_adam():
+    model, method = _attached(RankConfig(controller="adam", warmup_end_step=2, end_step=10))
+    method.begin(10)
+    _loss(model, 0).backward()
+    method.step(2)  # the first step with a gap (at step 1, the ramp's start, s - t is 0)
+    assert method.multipliers is None and method.optimizer.param_groups[1]["lr"] == 5e-2
+    # Adam's first step moves each parameter by its learning rate, whatever the gap.
+    assert method.lambdas.detach().abs().tolist() == pytest.approx([5e-2, 5e-2])
+
+
+def test_method_holds_the_model_weakly_and_says_when_it_is_gone():
+    model, method = _attached()
+    assert method.attached_model is model
+    del model
+    gc.collect()
+    with pytest.raises(RuntimeError, match="garbage-collected"):
+        _ = method.attached_model
+    with pytest.raises(RuntimeError, match="never attached"):
+        _ = create_method(RankConfig()).attached_model
+
+
+def test_schedule_names_begin_warmup_end_and_freeze():
+    assert RankConfig().resolve_schedule(600) == RankSchedule(begin=60, warmup_end=180, end=420)
+    # warmup_end_step is an absolute step: begin is clamped to it, the freeze never precedes it.
+    assert RankConfig(warmup_end_step=500).resolve_schedule(600) == RankSchedule(60, 500, 500)
+    assert RankConfig(warmup_end_step=5, end_step=50).resolve_schedule(600) == RankSchedule(5, 5, 50)
+    with pytest.raises(InvalidConfigError, match="warmup_end_step=30 is after end_step=20"):
+        RankConfig(warmup_end_step=30, end_step=20)
+    # Config files of older versions name the field warmup_steps (mapped when they are read).
+    assert RankConfig.legacy_field_names == {"warmup_steps": "warmup_end_step"}
+    assert "warmup_end_step" in {f.name for f in dataclasses.fields(RankConfig)}
 
 
 def test_eval_gates_are_deterministic_training_gates_are_sampled():

@@ -114,7 +114,11 @@ def test_push_to_hub_uploads_the_same_folder_with_and_without_pruning_trainer(tm
         trainer.hub_model_id = "someone/tiny"  # skips init_hf_repo (no network)
         trainer.push_to_hub(blocking=True)
     assert len(uploads) == 2 and uploads[0] == uploads[1]
-    assert inspect.signature(PruningTrainer.push_to_hub) == inspect.signature(Trainer.push_to_hub)
+
+    def shape(function):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+    assert shape(PruningTrainer.push_to_hub) == shape(Trainer.push_to_hub)
 
 
 # --------------------------------------------------------------------------- the pinned private detail

@@ -14,7 +14,7 @@ format back into a ready model.
 Example:
     >>> from hf_prune.formats import available_formats, formats_for
     >>> available_formats(), formats_for("elementwise")
-    (['dense', 'compact', 'factored'], ['dense', 'compact'])
+    (['dense', 'compact', 'factored', 'masks'], ['dense', 'compact', 'masks'])
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..factorization import densified_state_dict, factored_modules
 
 # isort: off
 # Importing registers each format; the order is the order users see (dense, the default, first).
-from . import dense, compact, factored  # noqa: F401
+from . import dense, compact, factored, masks  # noqa: F401
 
 # isort: on
 from .common import (

@@ -38,6 +38,7 @@ from ..factorization import FactorizedLinear, replace_module
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE_NAME = "hf_prune_export.json"
+REPORT_FILE_NAME = "pruning_report.json"  # the pruning report every export holds
 # Bumped when a change to the layout would make an older hf_prune misread a newer export.
 # (Added fields an older reader can ignore, like ``model_module``, need no bump.)
 MANIFEST_VERSION = 1

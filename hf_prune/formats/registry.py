@@ -12,7 +12,7 @@ method gets the ``factored`` and ``dense`` formats by declaring ``weight_structu
 Example:
     >>> from hf_prune.formats import available_formats, get_format
     >>> available_formats()
-    ['dense', 'compact', 'factored']
+    ['dense', 'compact', 'factored', 'masks']
     >>> sorted(get_format("compact").structures)
     ['elementwise']
 """
@@ -59,6 +59,8 @@ class FormatSpec:
         load: Builds the model from the folder (checked against the manifest).
         weights_files: The weights file names it writes (the rest of an export is JSON).
         loads_without_hf_prune: How someone without hf_prune loads it, for the docs and the CLI.
+        holds_weights: Whether loading gives the exported weights (``masks`` holds only the
+            pattern: loading applies it to the base model's weights).
 
     Example:
         >>> get_format("dense").loads_without_hf_prune
@@ -73,6 +75,7 @@ class FormatSpec:
     load: LoadFunction
     weights_files: tuple[str, ...]
     loads_without_hf_prune: str
+    holds_weights: bool = True
 
     def accepts(self, structure: str) -> bool:
         """Whether this format can store a model whose pruned weights have ``structure``."""
@@ -129,7 +132,7 @@ def check_format_fits(name: str, structure: str, method_name: str) -> FormatSpec
         >>> check_format_fits("factored", "elementwise", "magnitude")
         Traceback (most recent call last):
         ...
-        hf_prune.formats.registry.FormatMismatchError: format='factored' cannot store what 'magnitude' produces (elementwise weights); use one of ['dense', 'compact'].
+        hf_prune.formats.registry.FormatMismatchError: format='factored' cannot store what 'magnitude' produces (elementwise weights); use one of ['dense', 'compact', 'masks'].
     """
     spec = get_format(name)
     if not spec.accepts(structure):

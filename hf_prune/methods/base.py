@@ -92,7 +92,7 @@ class PruningMethod(ABC):
         Example:
             >>> from hf_prune import RankConfig, RPPConfig, create_method
             >>> create_method(RPPConfig()).export_formats, create_method(RankConfig()).export_formats
-            (['dense', 'compact'], ['dense', 'factored'])
+            (['dense', 'compact', 'masks'], ['dense', 'factored'])
         """
         return formats_for(self.weight_structure)
 

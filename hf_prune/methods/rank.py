@@ -12,14 +12,29 @@ the gates ``z`` are hard-concrete (Louizos et al. 2018), one per rank component:
   pretrained function (up to SVD round-off).
 
 The gate logits ``log_alpha`` and the two Lagrange multipliers are *method-owned* tensors (not in
-``model.parameters()`` nor the model's state dict; see ``methods/base.py``), trained by the
-method's own Adam in :meth:`RankPruning.step`: the task loss's gradient reaches ``log_alpha``
-through the sampled gates during the Trainer's backward passes; ``step()`` adds the gradient of
-the augmented Lagrangian ``l1 * (s - t) + l2 * (s - t)^2`` and steps, gates by descent and
-multipliers by ascent. Gates and multipliers are held until ``begin_step`` (10% of the run by
-default: the freshly initialised task head has to learn first, or the gates follow noise). ``t``
-then ramps linearly to ``1 - target_params_fraction`` at the end of the warm-up and holds; at
-``end_step`` the gates are frozen (:meth:`RankPruning.finalize`).
+``model.parameters()`` nor the model's state dict; see ``methods/base.py``), updated in
+:meth:`RankPruning.step`: the task loss's gradient reaches ``log_alpha`` through the sampled
+gates during the Trainer's backward passes; ``step()`` adds the gradient of the augmented
+Lagrangian ``l1 * gap + l2 * gap^2`` (``gap = s - t``, expected minus target sparsity) and steps
+the gates by descent with the method's own Adam, and the multipliers by ascent (below). Gates
+and multipliers are held until the schedule's ``begin`` (10% of the run by default: the freshly
+initialised task head has to learn first, or the gates follow noise). ``t`` then ramps linearly
+to ``1 - target_params_fraction`` at ``warmup_end`` (30%) and holds; at ``end`` (70%) the gates
+are frozen (:meth:`RankPruning.finalize`).
+
+**Controller** (``controller="anti_windup"``, the default; :class:`~.rank_budget.AntiWindupMultipliers`).
+``l1`` acts as the integral term of a controller and ``2 * l2 * gap`` as the proportional one.
+Both move by plain ascent proportional to the gap (``l1 += eta * gap``, ``l2 += eta * gap^2``,
+``eta = 0.5``), and ``l1`` is reset to 0 as soon as it would push the sparsity past the target,
+judged on the gap predicted 10 steps ahead (the gates' Adam momentum carries them about that far
+once the push stops). Wide-open gates barely feel the Lagrangian (its gradient goes through
+``P(z != 0)``, saturated near 1), so ``l1`` has to grow large before the first gates move, and
+then they all move at once: the earlier controller (``controller="adam"``, multipliers stepped by
+Adam) kept that wound-up ``l1`` and unwound it at Adam's fixed pace, so at 0.5 the gates
+overshot to 0.64, while its steps, normalised by the large early gaps, crawled near the target
+and left 0.8 and 0.9 short (0.73 and 0.77 at the freeze). With the reset the gates settle on the
+target (``benchmarks/results/rank_tuning.md``), and finalize's projection and fill have little
+left to change.
 
 **Budget units.** ``budget_of="prunable"`` counts the target Linear weights (biases excluded):
 a matrix of final rank ``r'`` costs ``min(r' * (in + out), in * out)``, because a factorisation
@@ -29,10 +44,15 @@ and the pooler (the multitask-pruning paper's "encoder parameters"): biases, Lay
 untargeted Linear layers count as a fixed part that cannot shrink. The expected sparsity
 ``s_hat = 1 - E[kept] / denominator`` (logged, what compiling would give) uses the same units,
 with the expected kept size of a matrix ``(in + out) * sum_j P(z_j != 0)`` capped at ``in * out``.
-The Lagrangian's ``s`` is the same without the cap (:meth:`RankPruning.expected_factored_sparsity`):
-the capped size does not move until a matrix has closed half its components, and a controller
-that sees no progress for that long winds up and then overshoots. ``t`` therefore starts at the
-uncapped value of the full-rank factors (about -0.5 for MiniLM: they hold 1.5x the dense weights).
+During the ramp the Lagrangian's ``s`` is the same without the cap
+(:meth:`RankPruning.expected_factored_sparsity`): the capped size does not move until a matrix
+has closed half its components, and a controller that sees no progress for that long winds up.
+``t`` therefore starts at the uncapped value of the full-rank factors (about -0.5 for MiniLM:
+they hold 1.5x the dense weights). Once the ramp is over, the anti-windup controller holds the
+capped (compiled) size to the budget: the gap is the larger of the two
+(:meth:`RankPruning.controlled_gap`), since a matrix left above its break-even rank costs less
+compiled than factored, and holding the factored size would leave the compiled model short of
+the budget.
 
 **Finalize.** Gates are frozen at their deterministic value; components with ``z = 0`` are
 dropped and every matrix keeps at least one. If the compiled size is still above the budget,
@@ -41,8 +61,10 @@ dropped from a matrix that still compiles to the dense form are re-admitted, sin
 nothing there. If it is below the budget (``fill_budget``, on by default), the most probable
 dropped components come back, at their mean gate value ``E[z]``, while they fit: gates that have
 not polarised are often on in training (``P(z != 0)`` of 0.2-0.4) yet have a deterministic gate
-of 0, so the deterministic size can sit far below the expected size the Lagrangian controlled.
-The report says how far the gates got and what the projection changed. The model keeps its
+of 0, so the deterministic size can sit below the expected size the Lagrangian controlled
+(components of matrices that compile dense anyway come back for free). The report says how far
+the gates got and what the projection and the fill changed (``fill_added_fraction``: the share
+of the budget the fill supplied, near 0 when the gates land on the budget). The model keeps its
 parametrized structure (checkpoints keep loading); :meth:`RankPruning.materialize` then compiles
 each target into a :class:`~hf_prune.factorization.FactorizedLinear` (``P[:, keep] * z[keep]``
 and ``Q[keep]``) or, where that would not be smaller, a dense ``nn.Linear``.
@@ -88,7 +110,7 @@ from ..schedules import linear_ramp
 from ..state_dicts import StateGroups, load_optimizer_tensors, optimizer_tensors
 from ..targets import weight_of
 from .base import PruningMethod
-from .rank_budget import compiled_params, fill_up, project_down
+from .rank_budget import AntiWindupMultipliers, compiled_params, fill_up, project_down
 from .rank_config import RankConfig, RankSchedule
 
 logger = logging.getLogger(__name__)
@@ -106,6 +128,10 @@ class RankPruning(PruningMethod):
         self.gates: dict[str, HardConcreteFactorization] = {}
         self.shapes: dict[str, tuple[int, int]] = {}  # name -> (in_features, out_features)
         self.lambdas: torch.Tensor | None = None  # (l1, l2), trained by ascent
+        # controller="anti_windup" updates the multipliers itself; "adam" leaves them to self.optimizer.
+        self.multipliers = (
+            AntiWindupMultipliers(step_size=config.multiplier_step_size) if config.controller == "anti_windup" else None
+        )
         self.optimizer: torch.optim.Optimizer | None = None
         self.denominator = 0  # budget units: target weights, or encoder parameters
         self.fixed_params = 0  # part of the denominator no gate can remove
@@ -196,7 +222,8 @@ class RankPruning(PruningMethod):
         self.optimizer = torch.optim.Adam(
             [
                 {"params": [g.log_alpha for g in self.gates.values()], "lr": self.config.gate_learning_rate},
-                {"params": [self.lambdas], "lr": self.config.lagrangian_learning_rate, "maximize": True},
+                # Stepped only by controller="adam" (the anti-windup controller clears their gradient).
+                {"params": [self.lambdas], "lr": self.config.multiplier_step_size, "maximize": True},
             ]
         )
 
@@ -234,12 +261,12 @@ class RankPruning(PruningMethod):
     def expected_factored_sparsity(self) -> torch.Tensor:
         """Like :meth:`expected_sparsity`, but every matrix counted factored, without the dense cap.
 
-        This is what the Lagrangian controls. The capped size does not move until a matrix has
-        closed enough components to undercut its dense form (half of them for a square matrix),
-        so a Lagrangian on it sees no progress for a long while: its multipliers wind up, and the
-        gates then overshoot the budget all at once (benchmarks/results/rank_tuning.md). The
-        factored size moves with every component from the first step; at a budget every matrix
-        must factor to meet, the two agree.
+        This is what the Lagrangian controls while the target ramps (throughout, with
+        ``controller="adam"``; see :meth:`controlled_gap`). The capped size does not move until a
+        matrix has closed enough components to undercut its dense form (half of them for a square
+        matrix), so a Lagrangian on it sees no progress for a long while and its multipliers wind
+        up. The factored size moves with every component from the first step; at a budget every
+        matrix must factor to meet, the two agree.
         """
         total = torch.zeros((), device=self._device())
         for name, gates in self.gates.items():
@@ -247,15 +274,29 @@ class RankPruning(PruningMethod):
             total = total + (in_f + out_f) * gates.prob_nonzero().sum().to(total.device)
         return 1.0 - (total + self.fixed_params) / self.denominator
 
-    def lagrangian(self, target: float | None = None) -> torch.Tensor:
-        """``l1 * (s - t) + l2 * (s - t)^2`` at ``target`` (default: the scheduled one).
+    def controlled_gap(self, target: float | None = None) -> torch.Tensor:
+        """The gap ``s - t`` the Lagrangian drives to 0 (differentiable), at ``target`` (default: scheduled).
 
-        ``s`` is :meth:`expected_factored_sparsity`; the scheduled ``t`` ramps from its value at
-        attach (negative: full-rank factors are larger than the dense matrix) to the budget.
+        ``s - t`` is :meth:`expected_factored_sparsity` minus the scheduled ``t``, which ramps
+        from its value at attach (negative: full-rank factors are larger than the dense matrix) to
+        the budget. The anti-windup controller takes the larger of that and the compiled
+        (dense-capped) :meth:`expected_sparsity` minus the budget: the capped sparsity is never
+        below the factored one, so once the ramp is over the budget is held in the units it is
+        measured in; a matrix left above its break-even rank would otherwise count at its
+        factored size and the compiled model would end below the budget (0.5: by ~0.02).
         """
+        gap = self.expected_factored_sparsity() - (self.scheduled_sparsity if target is None else target)
+        if self.multipliers is not None:
+            gap = torch.maximum(gap, self.expected_sparsity() - self.final_sparsity)
+        return gap
+
+    def lagrangian(self, target: float | None = None) -> torch.Tensor:
+        """``l1 * gap + l2 * gap^2`` with the :meth:`controlled_gap` at ``target`` (default: scheduled)."""
+        return self._lagrangian_at(self.controlled_gap(target))
+
+    def _lagrangian_at(self, gap: torch.Tensor) -> torch.Tensor:
         if self.lambdas is None:
             raise RuntimeError("RankPruning.lagrangian() needs attach(model) first.")
-        gap = self.expected_factored_sparsity() - (self.scheduled_sparsity if target is None else target)
         return self.lambdas[0] * gap + self.lambdas[1] * gap * gap
 
     def penalty(self) -> torch.Tensor | None:
@@ -288,9 +329,14 @@ class RankPruning(PruningMethod):
             step, schedule.begin, schedule.warmup_end, self.initial_factored_sparsity, self.final_sparsity
         )
         self._move_state_to_factors()
-        lagrangian = self.lagrangian()
+        gap = self.controlled_gap()
+        lagrangian = self._lagrangian_at(gap)
         lagrangian.backward()  # adds to the task-loss gradients the forward passes left on log_alpha
         all_reduce_grads_mean(self._method_tensors())
+        if self.multipliers is not None and self.lambdas is not None:
+            # The controller moves the multipliers (from the gap, the same on every process), not Adam.
+            self.lambdas.grad = None
+            self.multipliers.update(self.lambdas, float(gap.detach()))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.last_lagrangian = float(lagrangian.detach())
@@ -379,6 +425,7 @@ class RankPruning(PruningMethod):
         gate_ranks = {name: int(mask.sum()) for name, mask in keep.items()}
         gate_params = self.compiled_params(gate_ranks)
         dropped = project_down(keep, probs, self.shapes, self.budget_params, self.fixed_params)
+        projected_params = self.compiled_params({name: int(mask.sum()) for name, mask in keep.items()})
         added = (
             fill_up(keep, probs, self.shapes, self.budget_params, self.fixed_params) if self.config.fill_budget else 0
         )
@@ -391,6 +438,8 @@ class RankPruning(PruningMethod):
         self.scheduled_sparsity = self.final_sparsity
         ranks = self.kept_ranks()
         self.final_report = self._report(gate_ranks, gate_params, ranks, dropped, added, revived)
+        # How much of the budget the fill had to supply (0 when the gates landed on it).
+        self.final_report["fill_added_fraction"] = (self.compiled_params(ranks) - projected_params) / self.denominator
         report = copy.deepcopy(self.final_report)
         logger.info(
             "Rank pruning: the gates kept %.4f of %d parameters; the projection dropped %d and re-admitted %d "
@@ -491,6 +540,7 @@ class RankPruning(PruningMethod):
             "scheduled_sparsity": self.scheduled_sparsity,
             "target_sparsity": self.final_sparsity,
             "lagrangian": self.last_lagrangian,
+            "gap": float(self.controlled_gap()),
             "lambda1": float(lambdas[0]),
             "lambda2": float(lambdas[1]),
             "gate_prob_mean": float(probs.mean()),
@@ -512,6 +562,7 @@ class RankPruning(PruningMethod):
             current_step=self.current_step,
             scheduled_sparsity=self.scheduled_sparsity,
             last_lagrangian=self.last_lagrangian,
+            multipliers=None if self.multipliers is None else self.multipliers.state(),
             frozen=self.frozen,
             final_report=self.final_report,
         )
@@ -536,6 +587,8 @@ class RankPruning(PruningMethod):
         self.current_step = int(metadata["current_step"])
         self.scheduled_sparsity = float(metadata["scheduled_sparsity"])
         self.last_lagrangian = float(metadata["last_lagrangian"])
+        if self.multipliers is not None:
+            self.multipliers.load_state(metadata.get("multipliers"))
         self.frozen = bool(metadata["frozen"])
         self.final_report = metadata["final_report"]
 

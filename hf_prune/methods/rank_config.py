@@ -14,7 +14,6 @@ from typing import ClassVar, Literal, NamedTuple
 
 from ..config import InvalidConfigError, PruningConfig, check_range
 
-
 # lagrangian_learning_rate=None per controller: anti_windup's is a plain step per unit of gap
 # (benchmarks/rank_tuning.py), adam's the learning rate it was tuned with before.
 DEFAULT_MULTIPLIER_STEP = {"anti_windup": 0.5, "adam": 5e-2}

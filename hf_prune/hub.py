@@ -1,0 +1,183 @@
+"""Publishing an export to the Hugging Face Hub in one commit, and loading it back by repo id.
+
+:func:`push_pruned` checks that the folder is a complete hf_prune export (manifest, checksums),
+creates the repo (and the branch, for a revision) when needed, and uploads every file the export
+wrote (weights, config, pruning config and report, manifest, model card and plot) in one commit.
+Unchanged files are not uploaded again, and a folder identical to what the repo holds makes no
+commit at all. Failures (Hub unreachable, 5xx, timeout, bad token, no write access) raise
+:class:`HubPushError` naming the repo and what to do; the local export is only read, so it stays
+complete, and pushing again uploads what is missing. Tokens never appear in messages.
+
+Load it back with ``hf_prune.load_pruned(repo_id, revision=...)`` (every format), or for the
+dense format with plain ``AutoModel*.from_pretrained(repo_id)``.
+
+Example:
+    >>> # push_pruned("outputs/demo", "me/minilm-rpp-80", private=True)
+    >>> # model = hf_prune.load_pruned("me/minilm-rpp-80")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .errors import HfPruneError, InvalidConfigError
+from .export import read_report
+from .formats import MANIFEST_FILE_NAME, MissingExportFileError, get_format, read_manifest
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["HubPushError", "push_pruned"]
+
+
+class HubPushError(HfPruneError, RuntimeError):
+    """Publishing to the Hub failed; the local export is untouched and a retry is safe."""
+
+
+def check_repo_id(repo_id: Any) -> str:
+    """``repo_id`` if it is a valid Hub model id (``name`` or ``owner/name``).
+
+    Raises:
+        InvalidConfigError: naming the id and the rule it breaks.
+
+    Example:
+        >>> check_repo_id("me/minilm-pruned")
+        'me/minilm-pruned'
+        >>> check_repo_id("me/a b")
+        Traceback (most recent call last):
+        ...
+        hf_prune.errors.InvalidConfigError: 'me/a b' is not a valid Hub repo id: Repo id must use alphanumeric chars, '-', '_' or '.'. The name cannot start or end with '-' or '.' and the maximum length is 96: 'me/a b'. Use 'name' or 'owner/name'.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if not isinstance(repo_id, str):
+        raise InvalidConfigError(f"repo_id={repo_id!r} is not a string; use 'name' or 'owner/name'.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = str(err).strip().rstrip(".")
+        raise InvalidConfigError(
+            f"{repo_id!r} is not a valid Hub repo id: {reason}. Use 'name' or 'owner/name'."
+        ) from None
+    return repo_id
+
+
+def verify_export(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a complete, intact export; reads every weights file against its checksum.
+
+    Raises:
+        MissingExportFileError: not an export (no manifest or report), or a file is missing.
+        ExportFormatError: a file is truncated or corrupted.
+    """
+    folder = os.fspath(folder)
+    manifest = read_manifest(folder) if os.path.isdir(folder) else None
+    if manifest is None:
+        raise MissingExportFileError(
+            f"{folder} is not an hf_prune export (no {MANIFEST_FILE_NAME}); push the folder save_pruned or "
+            f"hf-prune train wrote."
+        )
+    report = read_report(folder)
+    get_format(manifest["format"]).measure(folder, manifest, report.get("pruned_weights") or [])
+    missing = [name for name in manifest.get("files") or [] if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise MissingExportFileError(
+            f"{folder} lacks {missing[:3]} that the export wrote; copy the whole folder again or export again."
+        )
+    return manifest
+
+
+def push_pruned(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+    delete_patterns: list[str] | None = None,
+) -> Any:
+    """Push an export folder to the Hub in one commit; returns the ``CommitInfo``.
+
+    When the repo already holds these files unchanged, no commit is made (the returned info is
+    then the repo's latest commit).
+
+    Args:
+        folder: A folder written by ``save_pruned`` / ``hf-prune train``.
+        repo_id: ``name`` or ``owner/name``; created if missing (``private`` applies then).
+        revision: A branch; created from the default branch if missing.
+        token: A Hub token (default: the logged-in one, or ``HF_TOKEN``).
+        commit_message: Default: "Upload pruned model (<method>, <format>, sparsity <s>)".
+        endpoint: Another Hub endpoint (default: ``HF_ENDPOINT`` or huggingface.co).
+        delete_patterns: Remote files matching these are deleted in the same commit unless the
+            export writes them (the trainer removes the checkpoint files it pushed during training).
+
+    Raises:
+        InvalidConfigError: an invalid repo id.
+        MissingExportFileError / ExportFormatError: the folder is not a complete, intact export
+            (checked before anything is sent).
+        HubPushError: the Hub refused or failed; the message names the repo and what to do.
+
+    Example:
+        >>> # url = push_pruned("outputs/demo", "me/minilm-rpp-80")
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    check_repo_id(repo_id)
+    manifest = verify_export(folder)
+    report = read_report(folder)
+    message = commit_message or (
+        f"Upload pruned model ({report.get('method')}, {manifest['format']}, sparsity "
+        f"{float(report.get('saved_sparsity') or 0.0):.3f})"
+    )
+    files = manifest.get("files") or sorted(os.listdir(folder))
+    api = HfApi(endpoint=endpoint, token=token)
+    where = f"{repo_id}" + (f"@{revision}" if revision else "")
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=os.fspath(folder),
+            revision=revision,
+            commit_message=message,
+            allow_patterns=list(files),
+            delete_patterns=delete_patterns,
+        )
+    except HfHubHTTPError as err:
+        raise HubPushError(_explain(err, where)) from None
+    except (OSError, ValueError) as err:  # connection errors, timeouts
+        raise HubPushError(
+            f"Pushing to {where} failed ({type(err).__name__}: {_first_line(err)}); the local export is unchanged. "
+            f"Check the network and HF_ENDPOINT, then push again: files already uploaded are skipped."
+        ) from None
+    logger.info("Pushed %s to %s (%s)", folder, where, getattr(commit, "commit_url", None))
+    return commit
+
+
+def _explain(err: Any, where: str) -> str:
+    """A one-line reason for an HTTP failure, with the fix; never the token."""
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status == 401:
+        reason = "the token is missing or invalid: log in (hf auth login) or set HF_TOKEN"
+    elif status == 403:
+        reason = "the token may not write to this repo: use a repo under your own name or a token with write access"
+    elif status == 404:
+        reason = "the repo or revision does not exist and could not be created: check the id and your rights"
+    elif status is not None and status >= 500:
+        reason = f"the Hub answered {status} (a server error): push again later"
+    else:
+        reason = f"the Hub answered {status}: {_first_line(err)}"
+    return (
+        f"Pushing to {where} failed: {reason}. The local export is unchanged; pushing again uploads only what "
+        f"is missing."
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
