@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SETUP_STAMP := $(VENV)/.hf_prune_setup
-export HF_HUB_OFFLINE ?= 1
+# Offline unless publishing (make demo PUSH_TO=owner/name): the main job needs no Hub.
+export HF_HUB_OFFLINE ?= $(if $(PUSH_TO),0,1)
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: setup data demo test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-bad-inputs clean
@@ -22,8 +23,9 @@ $(SETUP_STAMP): pyproject.toml
 data: setup
 	$(BIN)/hf-prune fetch-data
 
+# make demo PUSH_TO=owner/name publishes the export (HF_TOKEN, and HF_ENDPOINT for another Hub).
 demo: data
-	$(BIN)/hf-prune train recipes/movie_sentiment_rpp.yaml
+	$(BIN)/hf-prune train recipes/movie_sentiment_rpp.yaml $(if $(PUSH_TO),--push-to $(PUSH_TO))
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -63,9 +63,26 @@ def _train(args: argparse.Namespace) -> int:
     if args.output_dir:
         overrides["output_dir"] = args.output_dir
     recipe = Recipe.from_yaml(args.recipe, overrides)
+    if args.push_to:
+        from .hub import check_repo_id
+
+        check_repo_id(args.push_to)  # before training, not after
     results = run_recipe(recipe)
     print(format_results(results))
     print(f"\nPruned model saved to {recipe.output_dir}; {_how_to_load(recipe.output_dir, recipe.export_format)}")
+    if args.push_to:
+        from .hub import push_pruned
+
+        commit = push_pruned(recipe.output_dir, args.push_to)
+        print(
+            f"Published to {args.push_to} ({getattr(commit, 'commit_url', None) or 'unchanged'}); anyone loads it with "
+            f"hf_prune.load_pruned({args.push_to!r})."
+        )
+    else:
+        print(
+            f"To publish it (model card included): hf-prune push {recipe.output_dir} <owner/name> with HF_TOKEN set "
+            f"(HF_ENDPOINT for another Hub), or rerun with --push-to <owner/name> (make demo PUSH_TO=<owner/name>)."
+        )
     return 0
 
 
@@ -174,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", help="Path to a recipe YAML file.")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="Override a recipe value (dotted key).")
     train.add_argument("--output-dir", help="Where the export goes (overrides the recipe's output_dir).")
+    train.add_argument("--push-to", metavar="REPO_ID", help="Publish the export to this Hub repo when done.")
     train.set_defaults(handler=_train)
     report = sub.add_parser("report", help="Sparsity and sizes of an export, read from its files.")
     report.add_argument("path")

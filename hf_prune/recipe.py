@@ -301,7 +301,8 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     if recipe.dense_baseline:
         results["dense"] = _dense_baseline(recipe, run)
     pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
-    report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format)
+    card = _card_info(recipe, run, pruned.metrics, results.get("dense"))
+    report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format, card=card)
     if report is None:  # not the main process: the main process exports and writes results.json
         return results
     results["pruned"] = {
@@ -318,6 +319,27 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     with open(os.path.join(recipe.output_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
     return results
+
+
+def _card_info(recipe: Recipe, run: Any, metrics: dict[str, float], dense: dict[str, Any] | None) -> Any:
+    """What the model card needs beyond the export: the task's test accuracy (with the dense
+    baseline's beside it) and the data it came from."""
+    from .cards import CardInfo, TaskResult
+
+    accuracy = metrics.get("eval_accuracy")
+    if accuracy is None:
+        return CardInfo(model_name=recipe.name)
+    dense_value = ((dense or {}).get("metrics") or {}).get("eval_accuracy")
+    result = TaskResult(
+        task=recipe.task,
+        dataset_type=f"vader-{run.task.source}",
+        dataset_name=f"VADER {run.task.source} snippets (Hutto & Gilbert 2014), binary sentiment",
+        metric_type="accuracy",
+        value=float(accuracy),
+        num_examples=len(run.datasets["test"]),
+        dense_value=float(dense_value) if isinstance(dense_value, (int, float)) else None,
+    )
+    return CardInfo(model_name=recipe.name, eval_results=[result])
 
 
 def _cached_baseline(recipe: Recipe, user_cache: str) -> dict[str, Any] | None:

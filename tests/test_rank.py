@@ -272,9 +272,12 @@ def test_fill_readmits_dropped_components_up_to_the_budget():
         assert report["revived_components"] == len(method.targets)  # every matrix keeps rank >= 1
         if fill:
             assert report["fill_added_components"] > 0
+            added = report["params_after"] - report["gate_fraction"] * report["params_before"]
+            assert report["fill_added_fraction"] * report["params_before"] == pytest.approx(added)
             assert report["budget_params"] - report["params_after"] < 96  # less than one more component
         else:
-            assert report["fill_added_components"] == 0 and report["params_after"] == report["gate_fraction"] * 16384
+            assert report["fill_added_components"] == 0 == report["fill_added_fraction"]
+            assert report["params_after"] == report["gate_fraction"] * 16384
 
 
 def _make_trainer(path, model, dataset, config, use_callback, **arg_overrides):

@@ -437,9 +437,8 @@ class RankPruning(PruningMethod):
         self.frozen = True
         self.scheduled_sparsity = self.final_sparsity
         ranks = self.kept_ranks()
-        self.final_report = self._report(gate_ranks, gate_params, ranks, dropped, added, revived)
-        # How much of the budget the fill had to supply (0 when the gates landed on it).
-        self.final_report["fill_added_fraction"] = (self.compiled_params(ranks) - projected_params) / self.denominator
+        filled_params = self.compiled_params(ranks) - projected_params
+        self.final_report = self._report(gate_ranks, gate_params, ranks, dropped, added, filled_params, revived)
         report = copy.deepcopy(self.final_report)
         logger.info(
             "Rank pruning: the gates kept %.4f of %d parameters; the projection dropped %d and re-admitted %d "
@@ -460,6 +459,7 @@ class RankPruning(PruningMethod):
         ranks: dict[str, int],
         dropped: int,
         added: int,
+        filled_params: int,
         revived: int,
     ) -> dict[str, Any]:
         per_matrix: dict[str, dict[str, Any]] = {}
@@ -486,6 +486,9 @@ class RankPruning(PruningMethod):
             "gate_fraction": gate_params / self.denominator,
             "projection_dropped_components": dropped,
             "fill_added_components": added,
+            # The share of the budget the fill supplied: 0 when the gates landed on the budget
+            # (components it re-admits into matrices that compile dense anyway cost nothing).
+            "fill_added_fraction": filled_params / self.denominator,
             "revived_components": revived,
             "model_params_before": self.model_params_before,
             "model_params_after": self.model_params_before - removed,
