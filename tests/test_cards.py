@@ -197,6 +197,28 @@ def test_rank_factored_card(factored_export: str) -> None:
     assert "Structured Pruning of Large Language Models" in text  # the method's own paper
 
 
+@pytest.mark.parametrize("fmt", ["compact", "dense"])
+def test_layer_table_shows_a_matrix_left_unpruned(tmp_path, fmt: str) -> None:
+    """A layer whose query matrix ``include`` leaves out: its cell says "not pruned", the rest as usual."""
+    model = tiny_model()
+    include = [r"layer\.0\.", r"layer\.1\.(?!attention\.self\.query)"]  # all of layer 0; layer 1 but its query
+    method = create_method(MagnitudeConfig(target_sparsity=0.5, begin_step=0, end_step=1, include=include))
+    method.attach(model)
+    method.begin(2)
+    method.step(1)
+    method.step(2)
+    folder = str(tmp_path / fmt)
+    save_pruned(model, folder, method, format=fmt)
+    card = load(write_card(folder))
+    text = card.text
+    assert "| layer | `attention.self.query` | `attention.self.key` |" in text
+    assert "| 0 | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% |" in text
+    # the layer's sparsity is over its pruned matrices; sizes are known (manifest or safetensors header)
+    assert "| 1 | not pruned | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% |" in text
+    assert "weighs the layer's matrices by their number of weights" in text
+    assert os.path.getsize(os.path.join(folder, PLOT_FILE_NAME)) > 1000  # the plot leaves the gap empty
+
+
 def test_multitask_card_from_hand_made_inputs(tmp_path) -> None:
     folder = hand_made_export(str(tmp_path / "multitask"), fmt="compact", method="movement")
     info = CardInfo(

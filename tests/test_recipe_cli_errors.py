@@ -377,8 +377,10 @@ def test_the_closing_line_of_a_compact_export_does_not_recommend_plain_from_pret
 ):
     path = _write_recipe(tmp_path, tiny_model_dir, export_format="compact", dense_baseline=False)
     assert main(["train", str(path)]) == 0
-    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    lines = capsys.readouterr().out.strip().splitlines()
+    closing, publish = lines[-2], lines[-1]
     out = str(tmp_path / "out")
+    assert publish.startswith(f"To publish it (model card included): hf-prune push {out} <owner/name>")
     assert closing.startswith(f"Pruned model saved to {out};")
     assert f"hf_prune.load_pruned({out!r})" in closing
     assert f"from_pretrained({out!r}, trust_remote_code=True)" in closing
