@@ -321,3 +321,17 @@ def test_more_config_mistakes_name_the_fix(tmp_path):
     trainer = PruningTrainer(model=tiny_bert(), args=training_args(tmp_path))
     with pytest.raises(InvalidConfigError, match="no pruning config"):
         trainer.save_pruned(tmp_path / "out")
+
+
+def test_rank_in_a_plain_loop_refuses_an_optimizer_built_before_attach():
+    from hf_prune.errors import MethodOrderError
+
+    model = tiny_bert()
+    early = torch.optim.AdamW(model.parameters(), lr=1e-3)  # built before attach: no factors
+    method = create_method(RankConfig(target_params_fraction=0.5, begin_step=1, end_step=4))
+    method.attach(model)
+    method.begin(5)
+    with pytest.raises(MethodOrderError, match="built before method.attach"):
+        method.step(1, early)
+    late = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    method.step(1, late)  # the right order works

@@ -102,6 +102,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..config import InvalidConfigError
+from ..errors import MethodOrderError
 from ..factorization import FactorizedLinear, compiled_size, factorized_is_smaller, replace_module
 from ..measure import encoder_parameter_count, unique_numel
 from ..parametrize import HardConcreteFactorization, all_reduce_grads_mean, stored_tensor
@@ -144,7 +145,8 @@ class RankPruning(PruningMethod):
         self.frozen = False
         self.materialized = False
         self.final_report: dict[str, Any] | None = None
-        self.keep: dict[str, torch.Tensor] = {}  # name -> bool per component, set by finalize
+        self.keep: dict[str, torch.Tensor] = {}
+        self.optimizer_checked = False  # step() checks once that the optimizer holds the factors  # name -> bool per component, set by finalize
 
     # ----------------------------------------------------------------------------- set-up
     @property
@@ -299,21 +301,16 @@ class RankPruning(PruningMethod):
             raise RuntimeError("RankPruning.lagrangian() needs attach(model) first.")
         return self.lambdas[0] * gap + self.lambdas[1] * gap * gap
 
-    def penalty(self) -> torch.Tensor | None:
-        """``None``: the Lagrangian's gradient is applied by :meth:`step` (method-owned tensors).
-
-        Returning it here would let ``PruningTrainer`` backpropagate it a second time while a
-        stock ``Trainer`` + callback would not; its value is logged as ``prune/lagrangian``.
-        """
-        return None
-
     def on_skipped_step(self) -> None:
         # The Trainer skipped its step (fp16 overflow): drop the gates' inf/nan gradients too.
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
 
     def step(self, step: int, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.require_attached("step")
         self.current_step = step
+        if optimizer is not None and not self.optimizer_checked:
+            self._check_optimizer_holds_factors(optimizer)
         if self.frozen or self.optimizer is None:
             return
         schedule = self._resolved_schedule()
@@ -340,6 +337,25 @@ class RankPruning(PruningMethod):
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.last_lagrangian = float(lagrangian.detach())
+
+    def _check_optimizer_holds_factors(self, optimizer: torch.optim.Optimizer) -> None:
+        """Refuse an optimizer built before :meth:`attach`: it does not hold the factors ``P`` and
+        ``Q`` that attach created, so they would silently never train (checked once)."""
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [
+            name
+            for name, module in self.targets.items()
+            if isinstance(module, nn.Linear)
+            and parametrize.is_parametrized(module, "weight")
+            and any(id(stored_tensor(module, f"original{i}")) not in held for i in (0, 1))
+        ]
+        if missing:
+            raise MethodOrderError(
+                f"The optimizer given to RankPruning.step() does not hold the factors of {len(missing)} target "
+                f"matrices (e.g. {missing[0]!r}): it was built before method.attach(model), which replaces each "
+                f"weight by two factors. Build the optimizer after attach (see the README's plain PyTorch loop)."
+            )
+        self.optimizer_checked = True
 
     def _resolved_schedule(self) -> RankSchedule:
         """The schedule from :meth:`begin`, or from the config's explicit steps when begin() was skipped."""
