@@ -47,6 +47,10 @@ class RankConfig(PruningConfig):
     method = "rank"
     # Fields renamed since older versions wrote config files: old name -> current name.
     legacy_field_names: ClassVar[dict[str, str]] = {"warmup_steps": "warmup_end_step"}
+    field_hints: ClassVar[dict[str, str]] = {
+        "target_sparsity": "rank pruning's budget is target_params_fraction, the fraction of parameters kept "
+        "(1 - sparsity), e.g. target_params_fraction=0.2 for 80% sparsity",
+    }
 
     target_params_fraction: float = field(
         default=0.5,
