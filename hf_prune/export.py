@@ -47,6 +47,7 @@ from .formats.locate import locate_export
 from .formats.registry import check_format_fits
 from .formats.standalone_loader import HUB_KWARGS
 from .methods import PruningMethod
+from .pretrained import base_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,11 @@ def save_pruned(
         manifest = {"format": spec.name, **model_class_fields(model), **fields}
         report.update(format=spec.name, target_sparsity=getattr(method.config, "target_sparsity", None))
         report.update(spec.measure(staging, manifest, weight_names))
+        # transformers 5 no longer writes _name_or_path into config.json: the card's base_model
+        # comes from here.
+        base, base_revision = base_model_id(model)
+        report.setdefault("base_model", base)
+        report.setdefault("base_model_revision", base_revision)
         processing_class = processing_class if processing_class is not None else _tokenizer_of(model)
         if processing_class is not None:
             processing_class.save_pretrained(staging)

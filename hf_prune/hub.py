@@ -4,9 +4,12 @@
 creates the repo (and the branch, for a revision) when needed, and uploads every file the export
 wrote (weights, config, pruning config and report, manifest, model card and plot) in one commit.
 Unchanged files are not uploaded again, and a folder identical to what the repo holds makes no
-commit at all. Failures (Hub unreachable, 5xx, timeout, bad token, no write access) raise
-:class:`HubPushError` naming the repo and what to do; the local export is only read, so it stays
-complete, and pushing again uploads what is missing. Tokens never appear in messages.
+commit at all; files of the export the repo held before that this one does not write (another
+format's weights) are deleted in that commit. The commit names the head it was built on, so a
+commit the client retries after losing its answer never lands twice. Failures (Hub unreachable,
+5xx, timeout, bad token, no write access) raise :class:`HubPushError` naming the repo and what to
+do; the local export is only read, so it stays complete, and pushing again uploads what is
+missing. Tokens never appear in messages.
 
 Load it back with ``hf_prune.load_pruned(repo_id, revision=...)`` (every format), or for the
 dense format with plain ``AutoModel*.from_pretrained(repo_id)``.
@@ -18,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 from typing import Any
@@ -102,7 +107,14 @@ def push_pruned(
     """Push an export folder to the Hub in one commit; returns the ``CommitInfo``.
 
     When the repo already holds these files unchanged, no commit is made (the returned info is
-    then the repo's latest commit).
+    then the repo's latest commit). Files of the export the repo held before (listed in its
+    manifest) that this export does not write are deleted in the same commit: a repo that held a
+    dense export and now gets a compact one keeps no stale ``model.safetensors`` that plain
+    ``from_pretrained`` would load.
+
+    The commit names the branch head it was built on (``parent_commit``). So when the client
+    retries a commit whose answer was lost (a timeout while the Hub was still writing it), the
+    second copy is refused instead of landing twice, and the push then finds its files there.
 
     Args:
         folder: A folder written by ``save_pruned`` / ``hf-prune train``.
@@ -118,13 +130,15 @@ def push_pruned(
         InvalidConfigError: an invalid repo id.
         MissingExportFileError / ExportFormatError: the folder is not a complete, intact export
             (checked before anything is sent).
-        HubPushError: the Hub refused or failed; the message names the repo and what to do.
+        HubPushError: the Hub refused, failed or could not be reached; the message names the repo
+            and what to do.
 
     Example:
         >>> # url = push_pruned("outputs/demo", "me/minilm-rpp-80")
     """
+    import httpx2
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     check_repo_id(repo_id)
     manifest = verify_export(folder)
@@ -133,39 +147,116 @@ def push_pruned(
         f"Upload pruned model ({report.get('method')}, {manifest['format']}, sparsity "
         f"{float(report.get('saved_sparsity') or 0.0):.3f})"
     )
-    files = manifest.get("files") or sorted(os.listdir(folder))
+    files = list(manifest.get("files") or sorted(os.listdir(folder)))
     api = HfApi(endpoint=endpoint, token=token)
     where = f"{repo_id}" + (f"@{revision}" if revision else "")
+    secret = token if isinstance(token, str) else None
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=os.fspath(folder),
-            revision=revision,
-            commit_message=message,
-            allow_patterns=list(files),
-            delete_patterns=delete_patterns,
-        )
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            head = api.repo_info(repo_id, revision=revision).sha
+            stale = [glob.escape(name) for name in _previous_files(api, repo_id, head) if name not in files]
+            try:
+                commit = api.upload_folder(
+                    repo_id=repo_id,
+                    folder_path=os.fspath(folder),
+                    revision=revision,
+                    commit_message=message,
+                    allow_patterns=files,
+                    delete_patterns=[*(delete_patterns or []), *stale] or None,
+                    parent_commit=head,
+                )
+                break
+            except HfHubHTTPError as err:
+                if _status(err) != 412 or attempt == _COMMIT_ATTEMPTS:
+                    raise
+                # The branch moved since `head`: our own commit, completed after the client gave
+                # up on it, or someone else's. Build on the new head; unchanged files are skipped.
+                logger.info("%s moved while pushing; pushing again onto its new head.", where)
     except HfHubHTTPError as err:
-        raise HubPushError(_explain(err, where)) from None
-    except (OSError, ValueError) as err:  # connection errors, timeouts
+        raise HubPushError(_scrub(_explain(err, where), secret)) from None
+    except OfflineModeIsEnabled:
         raise HubPushError(
-            f"Pushing to {where} failed ({type(err).__name__}: {_first_line(err)}); the local export is unchanged. "
-            f"Check the network and HF_ENDPOINT, then push again: files already uploaded are skipped."
+            f"Pushing to {where} failed: HF_HUB_OFFLINE=1 is set, so nothing may be sent to the Hub; unset it and "
+            f"push again. The local export is unchanged."
+        ) from None
+    except httpx2.TimeoutException as err:
+        raise HubPushError(
+            _scrub(
+                f"Pushing to {where} failed: the Hub did not answer in time ({type(err).__name__}: "
+                f"{_first_line(err)}), even after the client's retries. The local export is unchanged; pushing "
+                f"again uploads only what is missing (a commit the Hub completed after the timeout is not made "
+                f"twice).",
+                secret,
+            )
+        ) from None
+    except (httpx2.HTTPError, OSError) as err:  # connection refused, DNS, TLS, ...
+        raise HubPushError(
+            _scrub(
+                f"Pushing to {where} failed: the Hub at {api.endpoint} cannot be reached ({type(err).__name__}: "
+                f"{_first_line(err)}). Check the network and HF_ENDPOINT, then push again; the local export is "
+                f"unchanged, and pushing again uploads only what is missing.",
+                secret,
+            )
+        ) from None
+    except ValueError as err:  # the client refused an answer or an argument
+        raise HubPushError(
+            _scrub(
+                f"Pushing to {where} failed ({type(err).__name__}: {_first_line(err)}). The local export is "
+                f"unchanged; pushing again uploads only what is missing.",
+                secret,
+            )
         ) from None
     logger.info("Pushed %s to %s (%s)", folder, where, getattr(commit, "commit_url", None))
     return commit
 
 
+# One push, then up to two more when the branch moved under it (HTTP 412).
+_COMMIT_ATTEMPTS = 3
+
+
+def _previous_files(api: Any, repo_id: str, commit: str | None) -> list[str]:
+    """The files the export already in the repo at ``commit`` wrote (its manifest's ``files``)."""
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    try:
+        path = api.hf_hub_download(repo_id, MANIFEST_FILE_NAME, revision=commit)
+    except RemoteEntryNotFoundError:  # not an hf_prune export (yet)
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            previous = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    names = previous.get("files") if isinstance(previous, dict) else None
+    return [name for name in names or [] if isinstance(name, str) and name and name != ".gitattributes"]
+
+
+def _status(err: Any) -> int | None:
+    return getattr(getattr(err, "response", None), "status_code", None)
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """``text`` without the token (or the one the client would use), whatever the server echoed."""
+    from huggingface_hub import get_token
+
+    for value in {secret, get_token()}:
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
 def _explain(err: Any, where: str) -> str:
     """A one-line reason for an HTTP failure, with the fix; never the token."""
-    status = getattr(getattr(err, "response", None), "status_code", None)
+    status = _status(err)
     if status == 401:
         reason = "the token is missing or invalid: log in (hf auth login) or set HF_TOKEN"
     elif status == 403:
         reason = "the token may not write to this repo: use a repo under your own name or a token with write access"
+    elif status == 412:
+        reason = "the branch kept moving while pushing (someone else is pushing to it): push again when they are done"
     elif status == 404:
         reason = "the repo or revision does not exist and could not be created: check the id and your rights"
     elif status is not None and status >= 500:

@@ -36,6 +36,7 @@ from .common import (  # noqa: E402  (after the environment is set)
     tiny_roberta,
     training_args,
 )
+from .hub_server import local_hub  # noqa: E402, F401  (the fixture: a local Hub for every test file)
 
 # The four architectures the older per-feature tests run on (test_rank.py, test_trainer.py); the
 # contract suite runs on all of MODELS.

@@ -546,8 +546,10 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response(e.status, payload, headers)
         except Exception as e:  # a bug in this server: answer 500 rather than drop the connection
             response = Response(500, {"error": f"test hub error: {type(e).__name__}: {e}"})
-        self._send(response)
+        # Logged before answering: a test reading the log right after the client returns sees the
+        # request, and a request whose answer is lost (a client timeout) is still logged.
         hub._record(self.command, path, response.status)
+        self._send(response)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() != "chunked":

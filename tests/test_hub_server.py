@@ -4,9 +4,6 @@ Every call below goes over HTTP to the local server through the unchanged client
 endpoint, token, cache and offline flag are redirected, by the `local_hub` fixture.
 """
 
-# The tests take the imported `local_hub` fixture as an argument, which pyflakes calls a redefinition.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import subprocess
@@ -43,7 +40,6 @@ from .hub_server import (
     OTHER_USER,
     USER,
     HubServer,
-    local_hub,  # noqa: F401  (the fixture; until conftest registers it)
 )
 
 REPO = f"{USER}/tiny-bert"
