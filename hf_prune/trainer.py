@@ -11,7 +11,7 @@ with a penalty apply its gradient to their own tensors in ``step()``, which is w
 Trainer + callback behave identically.
 
 It overrides public Trainer methods only (``train``, ``log``, ``save_model``,
-``call_model_init``). One detail it relies on: the Trainer saves each checkpoint's model
+``call_model_init``, ``push_to_hub``). One detail it relies on: the Trainer saves each checkpoint's model
 through ``save_model(checkpoint_folder, _internal_call=True)`` before rotating or pushing it;
 ``tests/test_trainer_composition.py`` pins that.
 
