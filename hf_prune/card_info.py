@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -192,6 +193,29 @@ class CardInfo:
                 validate_repo_id(self.repo_id)
             except HFValidationError as err:
                 raise InvalidConfigError(f"CardInfo.repo_id={self.repo_id!r} is not a Hub repo id: {err}") from None
+
+    def for_task(self, task: str) -> CardInfo:
+        """The card of one task's model cut from a multitask export: only ``task``'s results,
+        and a model name and repo id that say which task it is.
+
+        Example:
+            >>> info = CardInfo(model_name="minilm-mix", task_mixture={"a": 1, "b": 1}, eval_results=[
+            ...     TaskResult(task="a", dataset_type="d", metric_type="accuracy", value=0.9),
+            ...     TaskResult(task="b", dataset_type="e", metric_type="accuracy", value=0.8)])
+            >>> one = info.for_task("b")
+            >>> one.model_name, [r.value for r in one.eval_results], one.task_mixture
+            ('minilm-mix (task b)', [0.8], None)
+        """
+        return dataclasses.replace(
+            self,
+            model_name=f"{self.model_name} (task {task})" if self.model_name else None,
+            eval_results=[result for result in self.eval_results if result.task == task],
+            datasets=None,
+            task_mixture=None,
+            mixture_sampling=None,
+            notes=(self.notes + "\n\n" if self.notes else "")
+            + f"The {task!r} model of a multitask export: its encoder is shared, bit for bit, by every task's model.",
+        )
 
 
 def check_mixture(mixture: Any, where: str) -> dict[str, float]:

@@ -47,9 +47,13 @@ from .formats.locate import locate_export
 from .formats.registry import check_format_fits
 from .formats.standalone_loader import HUB_KWARGS
 from .methods import PruningMethod
+from .multitask.model import MultitaskModel
 from .pretrained import base_model_id
 
 logger = logging.getLogger(__name__)
+
+# Where a multitask export keeps one stock single-task export per task.
+TASKS_FOLDER = "tasks"
 
 
 __all__ = [
@@ -107,27 +111,19 @@ def save_pruned(
     report = method.finalize()
     method.materialize()
     weight_names = _pruned_weight_names(method, model)
+    report.update(format=spec.name, target_sparsity=getattr(method.config, "target_sparsity", None))
+    # transformers 5 no longer writes _name_or_path into config.json: the card's base_model comes from here.
+    base, base_revision = base_model_id(model)
+    report.setdefault("base_model", base)
+    report.setdefault("base_model_revision", base_revision)
+    processing_class = processing_class if processing_class is not None else _tokenizer_of(model)
     with atomic_directory(output_dir) as staging:
-        fields = spec.save(model, staging, weight_names)
-        manifest = {"format": spec.name, **model_class_fields(model), **fields}
-        report.update(format=spec.name, target_sparsity=getattr(method.config, "target_sparsity", None))
-        report.update(spec.measure(staging, manifest, weight_names))
-        # transformers 5 no longer writes _name_or_path into config.json: the card's base_model
-        # comes from here.
-        base, base_revision = base_model_id(model)
-        report.setdefault("base_model", base)
-        report.setdefault("base_model_revision", base_revision)
-        processing_class = processing_class if processing_class is not None else _tokenizer_of(model)
-        if processing_class is not None:
-            processing_class.save_pretrained(staging)
-        method.config.save(staging)
-        with open(os.path.join(staging, REPORT_FILE_NAME), "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-        # Written last, listing every file of the export: a later re-export keeps any other file.
-        manifest["files"] = sorted({*os.listdir(staging), MANIFEST_FILE_NAME})
-        write_manifest(staging, manifest)
-        # Inside the staging folder: an export is never without its card (README.md + plot).
-        write_card(staging, card)
+        # A masks-only export is the shared pattern itself: no per-task weights to cut.
+        if isinstance(model, MultitaskModel) and spec.holds_weights:  # first: the manifest lists tasks/
+            report["tasks"] = _write_task_exports(
+                model, staging, spec, method, weight_names, report, processing_class, card
+            )
+        report = _write_export(staging, model, spec, method, weight_names, report, processing_class, card)
     logger.info(
         "Saved %s export to %s (sparsity %.4f, %d bytes)",
         spec.name,
@@ -136,6 +132,69 @@ def save_pruned(
         report["bytes_after"],
     )
     return report
+
+
+def _write_export(
+    folder: str,
+    model: nn.Module,
+    spec: Any,
+    method: PruningMethod,
+    weight_names: list[str],
+    report: dict[str, Any],
+    processing_class: Any,
+    card: CardInfo | None,
+) -> dict[str, Any]:
+    """Write one complete export of ``model`` into the (empty or new) ``folder``; returns its report."""
+    os.makedirs(folder, exist_ok=True)
+    fields = spec.save(model, folder, weight_names)
+    manifest = {"format": spec.name, **model_class_fields(model), **fields}
+    report = {**report, **spec.measure(folder, manifest, weight_names)}
+    if processing_class is not None:
+        processing_class.save_pretrained(folder)
+    method.config.save(folder)
+    with open(os.path.join(folder, REPORT_FILE_NAME), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    # Written last, listing every file of the export: a later re-export keeps any other file.
+    manifest["files"] = sorted({*os.listdir(folder), MANIFEST_FILE_NAME})
+    write_manifest(folder, manifest)
+    # Inside the staging folder: an export is never without its card (README.md + plot).
+    write_card(folder, card)
+    return report
+
+
+def _write_task_exports(
+    model: MultitaskModel,
+    staging: str,
+    spec: Any,
+    method: PruningMethod,
+    weight_names: list[str],
+    report: dict[str, Any],
+    processing_class: Any,
+    card: CardInfo | None,
+) -> dict[str, Any]:
+    """One export per task under ``tasks/<name>/``: the task's stock model (shared encoder + its
+    head), loadable by itself; returns the ``tasks`` entry of the multitask report."""
+    shared = f"{model.base_model_prefix}."
+    task_names = [
+        f"{model.head_prefix}.{name[len(shared) :]}" if name.startswith(shared) else name for name in weight_names
+    ]
+    tasks: dict[str, Any] = {}
+    for name, task_model in model.task_models():
+        folder = os.path.join(staging, TASKS_FOLDER, name)
+        task_card = card.for_task(name) if card is not None else None
+        task_report = _write_export(
+            folder, task_model, spec, method, task_names, {**report, "task": name}, processing_class, task_card
+        )
+        head = model.task_head(name)
+        tasks[name] = {
+            "folder": f"{TASKS_FOLDER}/{name}",
+            "task_type": head.task_type,
+            "num_labels": head.num_labels,
+            "saved_sparsity": task_report["saved_sparsity"],
+            "parameters": task_report["parameters"],
+            "bytes_after": task_report["bytes_after"],
+        }
+    return tasks
 
 
 def _check_method_follows(method: Any, model: nn.Module) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 import torch
+import transformers
 from datasets import Dataset
 from torch import nn
 from transformers import (
@@ -74,6 +75,7 @@ from hf_prune import (
 )
 from hf_prune.factorization import FactorizedLinear
 from hf_prune.formats import formats_for, get_format
+from hf_prune.multitask import MultitaskModel, TaskHead
 from hf_prune.registry import get_config_class, get_method_class
 from hf_prune.state_dicts import flatten_state
 
@@ -91,6 +93,12 @@ def tiny_dataset(n: int = 64, seed: int = 0) -> Dataset:
     ids[: n // 2, 3] = 7
     labels = (ids == 7).any(dim=1).long()
     return Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * SEQ] * n, "labels": labels.tolist()})
+
+
+def tiny_multitask_dataset(n: int = 64, seed: int = 0) -> Dataset:
+    """:func:`tiny_dataset` with a ``task_ids`` column alternating between the two tasks of
+    :func:`tiny_multitask` (its labels 0/1 fit both heads), so batches mix tasks."""
+    return tiny_dataset(n, seed).add_column("task_ids", [i % 2 for i in range(n)])
 
 
 def training_args(output_dir: str | os.PathLike[str], **overrides: Any) -> TrainingArguments:
@@ -122,6 +130,14 @@ def logits(model: nn.Module, ids: torch.Tensor | None = None) -> torch.Tensor:
     """The model's logits on ``ids`` (default :func:`input_ids`) in eval mode."""
     model.eval()
     ids = input_ids() if ids is None else ids
+    if isinstance(model, MultitaskModel):  # every task's logits on the batch, side by side
+        return torch.cat(
+            [
+                model(input_ids=ids, attention_mask=torch.ones_like(ids), task_ids=torch.full((len(ids),), t)).logits
+                for t in range(len(model.task_names))
+            ],
+            dim=-1,
+        )
     return model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
 
 
@@ -188,6 +204,15 @@ _COMMON = dict(
 
 def tiny_bert(seed: int = 0, num_layers: int = LAYERS) -> BertForSequenceClassification:
     return _seeded(lambda: BertForSequenceClassification(BertConfig(**_COMMON, num_hidden_layers=num_layers)), seed)
+
+
+MULTITASK_HEADS = (TaskHead("sentiment", ("negative", "positive")), TaskHead("topic", ("a", "b", "c")))
+
+
+def tiny_multitask(seed: int = 0) -> MultitaskModel:
+    """A tiny BERT encoder shared by two heads of different widths (2 and 3 classes)."""
+    config = BertConfig(**_COMMON, num_hidden_layers=LAYERS)
+    return _seeded(lambda: MultitaskModel.from_encoder_config(config, MULTITASK_HEADS), seed)
 
 
 def tiny_roberta(seed: int = 0) -> RobertaForSequenceClassification:
@@ -388,6 +413,8 @@ MODELS: dict[str, ModelCase] = {
         # Fused Wqkv + Wo, gated Wi + Wo per layer.
         ModelCase("modernbert", tiny_modernbert, attention_targets=4, ffn_targets=4),
         ModelCase("custom", tiny_custom),
+        # One BERT encoder shared by two task heads; only the encoder is pruned.
+        ModelCase("multitask", tiny_multitask),
     )
 }
 
@@ -551,10 +578,15 @@ class ContractTester:
         self.steps = steps
         self.save_steps = save_steps
         self.dataset = tiny_dataset()
+        self.multitask_dataset = tiny_multitask_dataset()
         self._runs: dict[tuple[str, str, bool], TrainedRun] = {}
         self._fine_tuned: dict[tuple[str, str, str], tuple[nn.Module, Any, dict[str, int]]] = {}
 
     # ----------------------------------------------------------------------- runs (cached)
+    def dataset_for(self, arch: str) -> Dataset:
+        """The training data of ``arch`` (the multitask model's rows carry task ids)."""
+        return self.multitask_dataset if arch == "multitask" else self.dataset
+
     def run_args(self, arch: str) -> dict[str, Any]:
         args: dict[str, Any] = dict(max_steps=self.steps, logging_steps=self.save_steps)
         if arch == self.RESUME_ARCH:  # its runs are the uninterrupted runs of the resume contract
@@ -573,7 +605,12 @@ class ContractTester:
         if case.start_sparsity is not None:
             start_zeros = {name: weight == 0 for name, weight in model_state(model).items()}
         trainer, method = make_trainer(
-            os.path.join(folder, "run"), model, self.dataset, case.config(), use_callback, **self.run_args(arch)
+            os.path.join(folder, "run"),
+            model,
+            self.dataset_for(arch),
+            case.config(),
+            use_callback,
+            **self.run_args(arch),
         )
         trainer.train()
         run = TrainedRun(case, arch, folder, trainer, method, model_state(model), method_state(method), start_zeros)
@@ -683,9 +720,35 @@ class ContractTester:
         torch.testing.assert_close(logits(loaded), run.logits, atol=1e-5, rtol=0)
         if fmt in PLAIN_FROM_PRETRAINED_FORMATS:
             # No hf_prune needed: the Auto class for transformers' models, the class itself otherwise.
-            known = loaded.config.model_type in CONFIG_MAPPING
+            known = loaded.config.model_type in CONFIG_MAPPING and hasattr(transformers, type(loaded).__name__)
             plain = (AutoModelForSequenceClassification if known else type(loaded)).from_pretrained(folder)
             torch.testing.assert_close(logits(plain), run.logits, atol=1e-5, rtol=0)
+
+    def check_task_exports(self, run: TrainedRun, fmt: str) -> None:
+        """A multitask export holds one export per task under ``tasks/``: each loads by itself as
+        the architecture's stock sequence-classification model (dense: with plain
+        ``AutoModelForSequenceClassification``), gives that task's outputs of the multitask model,
+        and holds encoder weights bit-identical to every other task's."""
+        folder, report = run.exports[fmt]
+        model = run.trainer.model
+        assert sorted(report["tasks"]) == sorted(model.task_names)
+        ids = input_ids()
+        encoders = {}
+        for task_id, name in enumerate(model.task_names):
+            sub = os.path.join(folder, report["tasks"][name]["folder"])
+            loaded = load_pruned(sub)
+            assert type(loaded) is BertForSequenceClassification
+            if fmt in PLAIN_FROM_PRETRAINED_FORMATS:
+                loaded = AutoModelForSequenceClassification.from_pretrained(sub).eval()
+                assert type(loaded) is BertForSequenceClassification
+            expected = model(input_ids=ids, attention_mask=torch.ones_like(ids), task_ids=torch.full((3,), task_id))
+            torch.testing.assert_close(logits(loaded, ids), expected.logits, atol=1e-5, rtol=0)
+            encoders[name] = {k: v for k, v in loaded.state_dict().items() if k.startswith("bert.")}
+            task_report = read_report(sub)
+            assert task_report["task"] == name and task_report["saved_sparsity"] == report["saved_sparsity"]
+        first, *others = encoders.values()
+        for other in others:
+            assert_states_equal(other, first, "encoder weights of two tasks")
 
     def check_config_round_trip(self, run: TrainedRun) -> None:
         """The config survives ``to_dict`` -> JSON -> ``from_dict``, and every export holds it."""

@@ -124,3 +124,24 @@ def test_fine_tune_of_a_loaded_factored_export_keeps_its_factors(tester, method_
 def test_fine_tuned_factored_model_exports_again(tester, method_name, fmt, out_fmt):
     run = tester.trained(METHODS[method_name], ContractTester.RESUME_ARCH)
     tester.check_fine_tuned_factors_export_again(run, fmt, out_fmt)
+
+
+# ----------------------------------------------------------------------------- multitask models
+WEIGHT_PAIRS = [(m, f) for m, f in METHOD_FORMATS if get_format(f).holds_weights]
+
+
+@pytest.mark.parametrize("method_name, fmt", WEIGHT_PAIRS)
+def test_multitask_export_holds_a_stock_model_per_task_with_one_encoder(tester, method_name, fmt):
+    tester.check_task_exports(tester.trained(METHODS[method_name], "multitask"), fmt)
+
+
+@pytest.mark.parametrize("method_name", sorted(METHODS))
+def test_multitask_callback_path_equals_trainer_path(tester, method_name):
+    case = METHODS[method_name]
+    trainer_run = tester.trained(case, "multitask")
+    callback_run = tester.trained(case, "multitask", use_callback=True)
+    assert callback_run.method.finished and trainer_run.method.finished
+    assert_states_equal(callback_run.model_state, trainer_run.model_state, "model weights")
+    assert_states_equal(callback_run.method_state, trainer_run.method_state, "method state")
+    # Only the shared encoder is pruned: no target in a head.
+    assert all(name.startswith("encoder.") for name in trainer_run.method.targets)
