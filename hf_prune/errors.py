@@ -69,3 +69,14 @@ class MissingColumnError(HfPruneError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownTaskError(InvalidConfigError, KeyError):
+    """A task name that is neither a named task nor registered (the message lists the known ones)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DataFileNotFoundError(HfPruneError, FileNotFoundError):
+    """A data file a task reads (csv / json / parquet) that does not exist."""

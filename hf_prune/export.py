@@ -47,7 +47,6 @@ from .formats.locate import locate_export
 from .formats.registry import check_format_fits
 from .formats.standalone_loader import HUB_KWARGS
 from .methods import PruningMethod
-from .multitask.model import MultitaskModel
 from .pretrained import base_model_id
 
 logger = logging.getLogger(__name__)
@@ -117,6 +116,8 @@ def save_pruned(
     report.setdefault("base_model", base)
     report.setdefault("base_model_revision", base_revision)
     processing_class = processing_class if processing_class is not None else _tokenizer_of(model)
+    from .multitask.model import MultitaskModel  # here: the multitask package imports the trainer, which imports this
+
     with atomic_directory(output_dir) as staging:
         # A masks-only export is the shared pattern itself: no per-task weights to cut.
         if isinstance(model, MultitaskModel) and spec.holds_weights:  # first: the manifest lists tasks/
@@ -163,7 +164,7 @@ def _write_export(
 
 
 def _write_task_exports(
-    model: MultitaskModel,
+    model: Any,
     staging: str,
     spec: Any,
     method: PruningMethod,

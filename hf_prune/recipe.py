@@ -41,8 +41,10 @@ _DEFAULT_TRAINING = {
     "save_strategy": "no",
     "eval_strategy": "no",
     "report_to": "none",
-    "disable_tqdm": True,
+    "disable_tqdm": False,  # a person watching sees the progress bar, and each log as one line
 }
+# Training fields that change what is shown, not what is trained: not part of a baseline's key.
+_DISPLAY_ONLY = ("disable_tqdm", "logging_steps", "logging_first_step", "report_to", "log_level")
 
 
 @dataclass
@@ -55,8 +57,13 @@ class Recipe:
 
     Attributes:
         model: Hub id or local folder of the pretrained encoder.
-        task: Name of a task in :mod:`hf_prune.tasks`.
         pruning: Pruning config as a dict with a ``method`` key.
+        task: One task: a name in :mod:`hf_prune.tasks`, or a mapping defining your own (see
+            :mod:`hf_prune.recipe_tasks`). Give ``task`` or ``tasks``.
+        tasks: A task mixture: a list of such tasks, pruned with one shared encoder and a head per
+            task (:mod:`hf_prune.multitask`).
+        mixture: How ``tasks`` are sampled (:class:`~hf_prune.multitask.TaskMixture` fields:
+            ``sampling``, ``temperature``, ``size_cap``, ``weights``, ``batches``).
         training: ``TrainingArguments`` fields (merged over sensible defaults). Setting
             ``num_train_epochs`` without ``max_steps`` trains by epochs. A number written as
             ``5e-5`` (a string for PyYAML) is read as a number.
@@ -76,8 +83,10 @@ class Recipe:
     """
 
     model: str
-    task: str
     pruning: dict[str, Any]
+    task: str | dict[str, Any] | None = None
+    tasks: list[Any] | None = None
+    mixture: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     max_length: int = 64
     output_dir: str = "outputs/recipe"
@@ -100,11 +109,48 @@ class Recipe:
             raise InvalidConfigError(
                 f"max_length: {self.max_length!r} is out of range; expected an integer >= 1, e.g. 64."
             )
-        for name in ("model", "task", "output_dir", "export_format"):
+        for name in ("model", "output_dir", "export_format"):
             if not getattr(self, name).strip():
                 raise InvalidConfigError(f"{name} is empty; set it, e.g. {name}: {FIELD_EXAMPLES[name]}.")
         self._check_pruning_method()
         self.training = checked_training(self.training)
+        self._check_tasks()
+
+    def _check_tasks(self) -> None:
+        """Exactly one of ``task`` / ``tasks``, each entry well formed; the mixture checked."""
+        from .recipe_tasks import parse_mixture, parse_task_entries
+
+        if (self.task is None) == (self.tasks is None):
+            raise InvalidConfigError(
+                "give either task: <one task> (e.g. task: movie_sentiment) or tasks: <a list> (e.g. tasks: "
+                "[movie_sentiment, tweets_3class, bbc_topic]) for a multitask recipe"
+                + ("; not both." if self.task is not None else ".")
+            )
+        if self.task is not None and isinstance(self.task, str) and not self.task.strip():
+            raise InvalidConfigError(f"task is empty; set it, e.g. task: {FIELD_EXAMPLES['task']}.")
+        where = "tasks" if self.tasks is not None else "task"
+        self.task_entries = parse_task_entries(self.tasks if self.tasks is not None else self.task, where)
+        if self.mixture is not None and self.tasks is None:
+            raise InvalidConfigError("mixture applies to a multitask recipe (tasks: [...]); drop it, or list tasks.")
+        self.task_mixture = parse_mixture(self.mixture, [entry.name for entry in self.task_entries])
+
+    @property
+    def is_multitask(self) -> bool:
+        """Whether the recipe lists ``tasks`` (one shared encoder, a head per task)."""
+        return self.tasks is not None
+
+    @property
+    def task_names(self) -> list[str]:
+        return [entry.name for entry in self.task_entries]
+
+    def task_objects(self) -> list[Any]:
+        """The recipe's :class:`~hf_prune.tasks.Task` objects, built once (user files are read
+        and checked; a Hub task fails at once offline)."""
+        from .recipe_tasks import build_tasks
+
+        if getattr(self, "_tasks", None) is None:
+            self._tasks = build_tasks(self.task_entries, getattr(self, "base_dir", os.getcwd()))
+        return self._tasks
 
     def _check_pruning_method(self) -> None:
         keys = [key for key in self.pruning if not isinstance(key, str)]
@@ -147,7 +193,9 @@ class Recipe:
             close = [m for key in unknown for m in difflib.get_close_matches(str(key), known, n=1)]
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             raise InvalidConfigError(f"{path}: unknown recipe key(s) {unknown}{hint}; valid keys: {sorted(known)}.")
-        missing = [k for k in ("model", "task", "pruning") if k not in data]
+        missing = [k for k in ("model", "pruning") if k not in data]
+        if "task" not in data and "tasks" not in data:
+            missing.insert(1, "task (or tasks)")
         if missing:
             raise InvalidConfigError(f"{path}: missing required recipe key(s) {missing}.")
         try:
@@ -155,6 +203,7 @@ class Recipe:
         except InvalidConfigError as err:
             raise InvalidConfigError(f"{path}: {err}") from None
         base = os.path.dirname(os.path.abspath(path))
+        recipe.base_dir = base  # type: ignore[attr-defined]  # task files are relative to the recipe file
         recipe.baseline_files = [os.path.normpath(os.path.join(base, f)) for f in recipe.baseline_files]
         recipe.check()
         return recipe
@@ -184,10 +233,8 @@ class Recipe:
         from .formats import check_format_fits
         from .pretrained import check_model_available
         from .registry import get_method_class
-        from .tasks import TASKS, available_tasks
 
-        if self.task not in TASKS:
-            raise InvalidConfigError(f"Unknown task {self.task!r}; available tasks: {available_tasks()}.")
+        self.task_objects()  # user files read and checked; a Hub task offline fails now
         config = self.pruning_config()
         try:  # a format that cannot store the method's result would only fail after training
             check_format_fits(self.export_format, get_method_class(config.method).weight_structure, config.method)
@@ -217,13 +264,20 @@ class Recipe:
         return os.path.join(f"{self.output_dir.rstrip(os.sep)}-work", name)
 
     def baseline_key(self) -> str:
-        """Hash of everything a dense baseline depends on (not the pruning config)."""
-        payload = {
+        """Hash of everything a dense baseline depends on (not the pruning config), the task's
+        splits (``data_version``) included."""
+        tasks = self.task_objects()
+        payload: dict[str, Any] = {
             "model": self.model,
-            "task": self.task,
-            "training": self.merged_training(),
+            "task": tasks[0].name,
+            "data_version": tasks[0].data_version,
+            "training": {k: v for k, v in self.merged_training().items() if k not in _DISPLAY_ONLY},
             "max_length": self.max_length,
         }
+        if self.is_multitask:  # a single-task recipe keeps the key it always had
+            payload["task"] = [task.name for task in tasks]
+            payload["data_version"] = [task.data_version for task in tasks]
+            payload["mixture"] = self.task_mixture.to_dict()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -291,13 +345,20 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
-    """Run ``recipe``: dense baseline (cached), prune, evaluate, export; returns the results."""
+    """Run ``recipe``: dense baseline (cached), prune, evaluate, export; returns the results.
+
+    A multitask recipe (``tasks:``) trains one shared encoder with a head per task and exports it
+    with one stock model per task (``<output_dir>/tasks/<name>``); its metrics are
+    ``test_<task>_<metric>`` and ``test_average``.
+    """
+    recipe.check()  # again: the output folder or the model may have changed since it was loaded
+    if recipe.is_multitask:
+        return _run_multitask(recipe)
     from .runner import TaskRun
 
-    recipe.check()  # again: the output folder or the model may have changed since it was loaded
-
-    run = TaskRun(recipe.model, recipe.task, recipe.max_length)
-    results: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model, "task": recipe.task}
+    task = recipe.task_objects()[0]
+    run = TaskRun(recipe.model, task, recipe.max_length)
+    results: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model, "task": task.name}
     if recipe.dense_baseline:
         results["dense"] = _dense_baseline(recipe, run)
     pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
@@ -305,7 +366,52 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format, card=card)
     if report is None:  # not the main process: the main process exports and writes results.json
         return results
-    results["pruned"] = {
+    results["pruned"] = _pruned_summary(recipe, pruned, report)
+    _write_results(recipe, results)
+    return results
+
+
+def _run_multitask(recipe: Recipe) -> dict[str, Any]:
+    from .cards import CardInfo
+    from .multitask import MultitaskRun
+    from .multitask.results import describe_mixture, mixture_card_results, primary_metrics
+
+    tasks = recipe.task_objects()
+    run = MultitaskRun(recipe.model, tasks, recipe.max_length, recipe.task_mixture)
+    results: dict[str, Any] = {
+        "recipe": recipe.name,
+        "model": recipe.model,
+        "tasks": [task.name for task in tasks],
+        "primary_metrics": primary_metrics(tasks),
+        "mixture": recipe.task_mixture.to_dict(),
+    }
+    if recipe.dense_baseline:
+        results["dense"] = _dense_baseline(recipe, run)
+    pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
+    sizes = {name: len(split) for name, split in run.split("train").items()}
+    shares = recipe.task_mixture.probabilities(sizes)
+    card = CardInfo(
+        model_name=recipe.name,
+        eval_results=mixture_card_results(
+            tasks,
+            pruned.metrics,
+            (results.get("dense") or {}).get("metrics"),
+            {name: len(split) for name, split in run.split("test").items()},
+        ),
+        task_mixture=shares,
+        mixture_sampling=describe_mixture(recipe.task_mixture),
+    )
+    report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format, card=card)
+    if report is None:
+        return results
+    results["mixture_probabilities"] = shares
+    results["pruned"] = {**_pruned_summary(recipe, pruned, report), "tasks": report["tasks"]}
+    _write_results(recipe, results)
+    return results
+
+
+def _pruned_summary(recipe: Recipe, pruned: Any, report: dict[str, Any]) -> dict[str, Any]:
+    return {
         "method": recipe.pruning["method"],
         "metrics": pruned.metrics,
         "target_sparsity": report.get("target_sparsity"),
@@ -316,30 +422,38 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
         "weight_bytes": report["weight_bytes"],
         "train_seconds": pruned.train_seconds,
     }
+
+
+def _write_results(recipe: Recipe, results: dict[str, Any]) -> None:
     with open(os.path.join(recipe.output_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=2)
-    return results
 
 
 def _card_info(recipe: Recipe, run: Any, metrics: dict[str, float], dense: dict[str, Any] | None) -> Any:
-    """What the model card needs beyond the export: the task's test accuracy (with the dense
-    baseline's beside it) and the data it came from."""
+    """What the model card needs beyond the export: the task's test metrics (with the dense
+    baseline's beside them) and the data they came from."""
     from .cards import CardInfo, TaskResult
 
-    accuracy = metrics.get("eval_accuracy")
-    if accuracy is None:
-        return CardInfo(model_name=recipe.name)
-    dense_value = ((dense or {}).get("metrics") or {}).get("eval_accuracy")
-    result = TaskResult(
-        task=recipe.task,
-        dataset_type=f"vader-{run.task.source}",
-        dataset_name=f"VADER {run.task.source} snippets (Hutto & Gilbert 2014), binary sentiment",
-        metric_type="accuracy",
-        value=float(accuracy),
-        num_examples=len(run.datasets["test"]),
-        dense_value=float(dense_value) if isinstance(dense_value, (int, float)) else None,
-    )
-    return CardInfo(model_name=recipe.name, eval_results=[result])
+    task = run.task
+    dense_metrics = (dense or {}).get("metrics") or {}
+    results = []
+    for metric in task.metric_names:
+        value = metrics.get(f"eval_{metric}")
+        if value is None:
+            continue
+        dense_value = dense_metrics.get(f"eval_{metric}")
+        results.append(
+            TaskResult(
+                task=task.name,
+                dataset_type=task.source,
+                dataset_name=task.description,
+                metric_type=metric,
+                value=float(value),
+                num_examples=len(run.datasets["test"]),
+                dense_value=float(dense_value) if isinstance(dense_value, (int, float)) else None,
+            )
+        )
+    return CardInfo(model_name=recipe.name, eval_results=results)
 
 
 def _cached_baseline(recipe: Recipe, user_cache: str) -> dict[str, Any] | None:
@@ -351,6 +465,8 @@ def _cached_baseline(recipe: Recipe, user_cache: str) -> dict[str, Any] | None:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         if path == user_cache:
+            return {**data, "cached": True, "source": path}
+        if data.get("settings_key") == key and "metrics" in data:  # a committed copy of a user-cache file
             return {**data, "cached": True, "source": path}
         if data.get("settings_key") == key and data.get("method") == "dense":  # a benchmark row
             return {
@@ -370,7 +486,13 @@ def _dense_baseline(recipe: Recipe, run) -> dict[str, Any]:
         logger.info("Using the dense baseline measured with the same settings in %s", cached["source"])
         return cached
     dense = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("dense_checkpoints")), None)
-    result = {"metrics": dense.metrics, "train_seconds": dense.train_seconds, "parameters": dense.parameters}
+    result = {
+        "settings_key": recipe.baseline_key(),
+        "recipe": recipe.name,
+        "metrics": dense.metrics,
+        "train_seconds": dense.train_seconds,
+        "parameters": dense.parameters,
+    }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
@@ -379,11 +501,19 @@ def _dense_baseline(recipe: Recipe, run) -> dict[str, Any]:
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """A small markdown table of a :func:`run_recipe` result."""
+    """A small markdown table of a :func:`run_recipe` result (per task for a multitask recipe)."""
+    if "tasks" in results:
+        from .multitask.results import format_mixture_results
+
+        return format_mixture_results(results)
     pruned = results["pruned"]
     metric = next(iter(k for k in pruned["metrics"] if k.startswith("eval_") and k.endswith("accuracy")), None)
+    if metric is None:  # a task without accuracy (regression): its first metric
+        from .metrics import METRICS
+
+        metric = next(k for k in pruned["metrics"] if k.removeprefix("eval_") in METRICS)
     rows = [
-        "| model | accuracy | sparsity (encoder Linear, from file) | sparsity (all weights) | parameters | non-zero | bytes |",
+        f"| model | {metric.removeprefix('eval_')} | sparsity (encoder Linear, from file) | sparsity (all weights) | parameters | non-zero | bytes |",
         "|---|---|---|---|---|---|---|",
     ]
     if "dense" in results:

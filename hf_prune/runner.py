@@ -1,5 +1,9 @@
 """Train-and-evaluate of one model on one task, shared by recipes and benchmarks.
 
+The Trainer evaluates on the task's ``validation`` split while training (when its
+``eval_strategy`` asks for it); :meth:`TaskRun.train_and_evaluate` returns the metrics on the
+``test`` split, keyed ``eval_<metric>`` (``eval_accuracy``, ``eval_pearson``, ...).
+
 Example:
     >>> # run = TaskRun("sentence-transformers/all-MiniLM-L6-v2", "movie_sentiment", max_length=64)
     >>> # outcome = run.train_and_evaluate(training_args, RPPConfig(target_sparsity=0.8))
@@ -15,29 +19,32 @@ from typing import Any
 
 from .config import PruningConfig
 from .measure import parameter_counts
-from .metrics import compute_accuracy
 from .pretrained import resolve_model_path
-from .tasks import TASKS, load_task
-from .trainer import PruningTrainer
+from .progress import use_readable_progress
+from .tasks import Task, get_task
+from .trainer import PruningTrainer, PruningTrainerMixin
 
 
 @dataclass
 class RunOutcome:
     """A finished run: its trainer (for export), eval metrics, training time and parameter counts."""
 
-    trainer: PruningTrainer
+    trainer: PruningTrainerMixin  # a PruningTrainer, or the multitask one
     metrics: dict[str, float]
     train_seconds: float
     parameters: dict[str, int]
 
 
 class TaskRun:
-    """A pretrained model + a tokenized task; each call trains a fresh copy of the model."""
+    """A pretrained model + a tokenized task; each call trains a fresh copy of the model.
 
-    def __init__(self, model: str, task: str, max_length: int = 64) -> None:
+    ``task`` is a named task (:func:`hf_prune.tasks.get_task`) or a :class:`~hf_prune.tasks.Task`.
+    """
+
+    def __init__(self, model: str, task: str | Task, max_length: int = 64) -> None:
+        self.task = task if isinstance(task, Task) else get_task(task)  # an unknown name fails before the model
         self.model_path = resolve_model_path(model)
-        self.task = TASKS[task]
-        self.task_name = task
+        self.task_name = self.task.name
         self.max_length = max_length
 
     @cached_property
@@ -48,48 +55,41 @@ class TaskRun:
 
     @cached_property
     def datasets(self):
-        data = load_task(self.task_name)
-        return data.map(
-            lambda batch: self.tokenizer(batch["text"], truncation=True, max_length=self.max_length),
-            batched=True,
-            remove_columns=["text"],
-        )
+        """The task's train / validation / test splits, tokenized (text columns replaced by ids)."""
+        return self.task.tokenize(self.task.load(), self.tokenizer, self.max_length)
 
     def new_model(self):
-        """A fresh copy of the pretrained model with a classification head for the task."""
+        """A fresh copy of the pretrained model with the task's head (classes or one regression output)."""
         from transformers import AutoModelForSequenceClassification
 
-        labels = list(self.task.labels)
-        return AutoModelForSequenceClassification.from_pretrained(
-            self.model_path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-        )
+        return AutoModelForSequenceClassification.from_pretrained(self.model_path, **self.task.model_config_kwargs())
 
     def trainer(self, args, pruning: PruningConfig | None, model=None, **kwargs: Any) -> PruningTrainer:
-        """A PruningTrainer on the tokenized task (dynamic padding, accuracy metric)."""
+        """A PruningTrainer on the tokenized task (dynamic padding, the task's metrics, evaluating on
+        the validation split)."""
         from transformers import DataCollatorWithPadding
 
         return PruningTrainer(
             model=model if model is not None else self.new_model(),
             args=args,
             train_dataset=self.datasets["train"],
-            eval_dataset=self.datasets["test"],
+            eval_dataset=self.datasets["validation"],
             processing_class=self.tokenizer,
             data_collator=DataCollatorWithPadding(self.tokenizer),
-            compute_metrics=compute_accuracy,
+            compute_metrics=self.task.compute_metrics,
             pruning=pruning,
             **kwargs,
         )
 
     def train_and_evaluate(self, args, pruning: PruningConfig | None) -> RunOutcome:
-        """Train a fresh model (pruned when ``pruning`` is given), then evaluate on the test split."""
+        """Train a fresh model (pruned when ``pruning`` is given), then evaluate on the test split
+        (metrics keyed ``eval_<metric>``)."""
         trainer = self.trainer(args, pruning)
+        use_readable_progress(trainer)
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
-        metrics = trainer.evaluate()
+        metrics = trainer.evaluate(self.datasets["test"])
         if trainer.model is None:
             raise RuntimeError("The trainer lost its model during training.")
         method = trainer.pruning_method

@@ -40,8 +40,8 @@ def fake_data(tmp_path, monkeypatch):
 
 def test_task_split_filters_near_neutral_rows_and_is_seeded(fake_data):
     data = load_task("movie_sentiment")
-    assert len(data["train"]) + len(data["test"]) == 100  # |score| >= 0.5 keeps half the rows
-    assert len(data["test"]) == 20
+    assert sum(map(len, data.values())) == 100  # |score| >= 0.5 keeps half the rows
+    assert (len(data["test"]), len(data["validation"])) == (20, 8)  # validation: 10% of the other 80
     assert set(data["train"]["label"]) == {0, 1}
     assert data["train"].features["label"].names == ["negative", "positive"]
     assert load_task("movie_sentiment")["test"]["text"] == data["test"]["text"]
@@ -108,7 +108,7 @@ def test_cli_train_runs_a_recipe_end_to_end(tmp_path, fake_data, tiny_model_dir,
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"task": "squad"}, "Unknown task"),
+        ({"task": "squad"}, "task: unknown task 'squad'"),
         ({"pruning": {"method": "rpp", "target_sparsity": 1.2}}, "target_sparsity"),
         ({"pruning": {"method": "prune_everything"}}, "Unknown pruning method"),
         ({"trainning": {}}, "unknown recipe key"),

@@ -32,7 +32,7 @@ import importlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -140,7 +140,7 @@ def task_config(encoder_config: PretrainedConfig, head: TaskHead) -> PretrainedC
     config.num_labels = head.num_labels
     config.id2label = dict(enumerate(head.label_names)) if head.label_names else {0: "LABEL_0"}
     config.label2id = {label: index for index, label in config.id2label.items()}
-    config.problem_type = head.problem_type
+    config.problem_type = head.problem_type  # type: ignore[assignment]  # a Literal in transformers' stubs
     return config
 
 
@@ -172,7 +172,7 @@ class MultitaskModel(PreTrainedModel):
 
     base_model_prefix = "encoder"
     # Any encoder's config: AutoConfig reads config.json by its model_type (see from_pretrained).
-    config_class = None  # type: ignore[assignment]
+    config_class = None
     # The forward takes no **kwargs: the Trainer must not pass num_items_in_batch to it.
     accepts_loss_kwargs = False
     main_input_name = "input_ids"
@@ -291,7 +291,7 @@ class MultitaskModel(PreTrainedModel):
         It is the class ``AutoModelForSequenceClassification`` builds for the architecture, so
         ``task_model(name).save_pretrained(folder)`` writes a folder that loads without hf_prune.
         """
-        head = self.heads[self.task_names[self.task_index(name)]]
+        head = cast(PreTrainedModel, self.heads[self.task_names[self.task_index(name)]])
         model = copy.copy(head)  # a new module object whose tensors are head's own
         model.__dict__.pop(self.head_prefix, None)
         model._modules = {self.head_prefix: self.encoder, **head._modules}
@@ -313,14 +313,14 @@ class MultitaskModel(PreTrainedModel):
         task_ids: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         """Run every row through its task's model; ``task_ids`` may be omitted with one task."""
-        inputs = {
+        given: dict[str, torch.Tensor | None] = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
             "position_ids": position_ids,
             "inputs_embeds": inputs_embeds,
         }
-        inputs = {key: value for key, value in inputs.items() if value is not None}
+        inputs = {key: value for key, value in given.items() if value is not None}
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         task_ids = self._checked_task_ids(task_ids, rows)
         present = [int(t) for t in torch.unique(task_ids).tolist()]
