@@ -24,10 +24,10 @@ data: setup
 	$(BIN)/hf-prune fetch-data
 
 # make demo PUSH_TO=owner/name publishes the export (HF_TOKEN, and HF_ENDPOINT for another Hub).
-# The main job: a task mixture (recipes/sentiment_topic_rpp.yaml); the single-task example is
+# The main job: a task mixture (recipes/sentiment_topic_movement.yaml); the single-task example is
 # `make demo-single` (recipes/movie_sentiment_rpp.yaml).
 demo: data
-	$(BIN)/hf-prune train recipes/sentiment_topic_rpp.yaml $(if $(PUSH_TO),--push-to $(PUSH_TO))
+	$(BIN)/hf-prune train recipes/sentiment_topic_movement.yaml $(if $(PUSH_TO),--push-to $(PUSH_TO))
 
 demo-single: data
 	$(BIN)/hf-prune train recipes/movie_sentiment_rpp.yaml $(if $(PUSH_TO),--push-to $(PUSH_TO))
