@@ -8,7 +8,7 @@ SETUP_STAMP := $(VENV)/.hf_prune_setup
 export HF_HUB_OFFLINE ?= $(if $(PUSH_TO),0,1)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data demo demo-single test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-bad-inputs clean
+.PHONY: setup data demo demo-single test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-multitask bench-bad-inputs clean
 
 setup: $(SETUP_STAMP)
 
@@ -51,6 +51,9 @@ bench-export: data
 
 bench-rank-tuning: data
 	$(BIN)/python benchmarks/rank_tuning.py
+
+bench-multitask: data
+	$(BIN)/python benchmarks/multitask_vs_ensemble.py
 
 bench-bad-inputs: setup
 	$(BIN)/python benchmarks/bad_input_battery.py
