@@ -8,7 +8,7 @@ SETUP_STAMP := $(VENV)/.hf_prune_setup
 export HF_HUB_OFFLINE ?= $(if $(PUSH_TO),0,1)
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data demo demo-single test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-multitask bench-bad-inputs clean
+.PHONY: setup data demo demo-single test quality bench-overhead bench-quality bench-export bench-rank-tuning bench-multitask bench-distillation bench-bad-inputs clean
 
 setup: $(SETUP_STAMP)
 
@@ -54,6 +54,9 @@ bench-rank-tuning: data
 
 bench-multitask: data
 	$(BIN)/python benchmarks/multitask_vs_ensemble.py
+
+bench-distillation: data
+	$(BIN)/python benchmarks/distillation_overhead.py
 
 bench-bad-inputs: setup
 	$(BIN)/python benchmarks/bad_input_battery.py

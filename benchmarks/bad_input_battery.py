@@ -3,6 +3,7 @@
 Run (from the repository root; under a minute on 2 cores, offline, everything in temporary folders)::
 
     .venv/bin/python benchmarks/bad_input_battery.py
+    .venv/bin/python benchmarks/bad_input_battery.py --area multitask   # one area, nothing written
 
 Every case has a name, an area, a call and, for bad input, the substrings (the bad value, field
 or file) a clear error message must contain. Outcomes:
@@ -20,7 +21,9 @@ Writes ``benchmarks/results/bad_input_battery.json`` (every case) and ``.md`` (c
 classification and per area, then every case that is neither clear nor ok), with the machine and
 code version. Cases run in-process (the CLI through ``hf_prune.cli.main`` with stderr captured; a
 recipe that ``hf-prune train`` accepts is stopped before any training and counted as accepted),
-plus two real ``hf-prune`` subprocesses that check the installed entry point the same way.
+plus three real ``hf-prune`` subprocesses that check the installed entry point the same way.
+Areas ``tasks``, ``multitask`` and ``multitask recipe`` cover multitask pruning: named and own tasks
+(``hf_prune.tasks``), the multitask model, trainer, mixture, sampler and collator, and ``tasks:`` recipes.
 The battery only reports: it never changes library code, and a case that is wrong or unclear
 today stays in the table until the library is fixed.
 """
@@ -51,15 +54,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+import datasets  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from datasets import Dataset  # noqa: E402
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value  # noqa: E402
+from datasets import Sequence as SequenceFeature  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     BertConfig,
     BertForSequenceClassification,
     BertModel,
+    BertTokenizer,
     Trainer,
     TrainingArguments,
 )
@@ -89,7 +95,17 @@ from hf_prune import (  # noqa: E402
 from hf_prune.checkpointing import STATE_FILE_NAME, load_method_state  # noqa: E402
 from hf_prune.cli import main as cli_main  # noqa: E402
 from hf_prune.errors import HfPruneError  # noqa: E402
+from hf_prune.multitask import (  # noqa: E402
+    MultitaskBatchSampler,
+    MultitaskCollator,
+    MultitaskModel,
+    MultitaskPruningTrainer,
+    MultitaskTrainer,
+    TaskHead,
+    TaskMixture,
+)
 from hf_prune.recipe import Recipe  # noqa: E402
+from hf_prune.tasks import Task, get_task, load_task  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,6 +121,9 @@ AREAS = (
     "checkpoint/resume",
     "model/targets",
     "plain loop",
+    "tasks",
+    "multitask",
+    "multitask recipe",
 )
 
 
@@ -375,6 +394,14 @@ class Fixtures:
             save_pruned(model, path, method, format=fmt)
             self._cache[key] = path
         return self._cache[key]
+
+    def tokenizer(self) -> BertTokenizer:
+        """A word-level BERT tokenizer over the tiny vocabulary (``[PAD]`` ... ``w94``)."""
+        key = "tokenizer"
+        if key not in self._cache:
+            vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
+            self._cache[key] = write(os.path.join(self.tmp(key), "vocab.txt"), "\n".join(vocab))
+        return BertTokenizer(vocab_file=self._cache[key])
 
     def model_folder(self) -> str:
         """A tiny BERT saved with ``save_pretrained`` (a local model path for recipes)."""
@@ -1387,6 +1414,23 @@ def _load_ok(fmt: str) -> str:
     return ""
 
 
+def _masks_export_of_a_moved_base_model() -> None:
+    """A masks export of a model loaded from a local folder, loaded after that folder was moved."""
+    base = os.path.join(FX.tmp("base"), "my-base-model")
+    tiny_bert().save_pretrained(base)
+    model = BertForSequenceClassification.from_pretrained(base)
+    method = create_method(CONFIGS["magnitude"]())
+    method.attach(model)
+    method.begin(4)
+    for step in range(1, 5):
+        method.step(step)
+    path = os.path.join(FX.tmp("out"), "masks")
+    with captured_warnings():  # "applies to the local folder": the case is what happens next
+        save_pruned(model, path, method, format="masks")
+    shutil.move(base, base + "-moved")
+    load_pruned(path)
+
+
 def _load_rpp_checkpoint() -> str:
     load_pruned(FX.checkpoint("rpp"))
     return "an element-wise checkpoint holds plain weights; it loads as a model"
@@ -1411,6 +1455,11 @@ LOAD_CASES = in_area(
             ("someone/some-model/extra",),
         ),
         Case("load_pruned(None)", lambda: load_pruned(None), ("None",)),
+        Case(
+            "masks export whose local base model folder was moved",
+            _masks_export_of_a_moved_base_model,
+            ("masks export", "my-base-model"),
+        ),
         Case("load_pruned on an empty folder", _load_empty_folder, ("config.json",)),
         Case("load_pruned on a user's folder", lambda: _load_must_fail(user_folder()), ("my_project",)),
         Case(
@@ -1849,6 +1898,905 @@ LOOP_CASES = in_area(
     ],
 )
 
+# =========================================================================== task cases
+WORDS = ("good film", "bad plot", "fine acting", "awful ending", "great cast")
+REVIEWS_CSV = "review,stars\n" + "".join(f"{WORDS[i % len(WORDS)]} {i},{i % 2}\n" for i in range(20))
+
+
+def reviews(n: int = 20, **columns: Any) -> Dataset:
+    """A user's own rows: ``review`` texts and ``stars`` class ids; ``columns`` replace or add columns."""
+    data: dict[str, Any] = {
+        "review": [f"{WORDS[i % len(WORDS)]} {i}" for i in range(n)],
+        "stars": [i % 2 for i in range(n)],
+    }
+    data.update(columns)
+    return Dataset.from_dict(data)
+
+
+def _from_dataset(data: Any = None, **options: Any) -> str:
+    """``Task.from_dataset`` on the reviews (text ``review``, label ``stars``, classification) with options changed."""
+    options = {"text_columns": "review", "label_column": "stars", "task_type": "classification", **options}
+    Task.from_dataset("my_reviews", reviews() if data is None else data, **options)
+    return ""
+
+
+def data_file(name: str, text: str = REVIEWS_CSV) -> str:
+    return write(os.path.join(FX.tmp("data"), name), text)
+
+
+def _from_files(files: Any, **options: Any) -> str:
+    options = {"text_columns": ["review"], "label_column": "stars", "task_type": "classification", **options}
+    Task.from_files("my_reviews", files, **options)
+    return ""
+
+
+def _hub_task_offline_set_late() -> None:
+    """HF_HUB_OFFLINE set after huggingface_hub was imported (a notebook's ``os.environ[...] = "1"``)."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = False
+    try:
+        get_task("mrpc").load()
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+def _tokenize_untokenized_columns() -> None:
+    task = Task.from_dataset(
+        "my_reviews", reviews(), text_columns="review", label_column="stars", task_type="classification"
+    )
+    task.tokenize(reviews(), FX.tokenizer())  # the source rows, not task.load()
+
+
+def _regression_ok() -> str:
+    task = Task.from_dataset(
+        "my_scores",
+        reviews(stars=[i / 4 for i in range(20)]),
+        text_columns="review",
+        label_column="stars",
+        task_type="regression",
+        metrics=["spearman", "pearson"],
+    )
+    if task.num_labels != 1 or task.metric_names != ("spearman", "pearson"):
+        raise Wrong(f"regression task built as {task.num_labels} outputs, metrics {task.metric_names}")
+    return ""
+
+
+def _splits_ok() -> str:
+    task = Task.from_dataset(
+        "my_reviews",
+        DatasetDict({"train": reviews(20), "validation": reviews(6)}),
+        text_columns="review",
+        label_column="stars",
+        task_type="classification",
+    )
+    sizes = {split: len(data) for split, data in task.load().items()}
+    if sizes != {"train": 16, "validation": 6, "test": 4}:
+        raise Wrong(f"splits carved as {sizes}")
+    return ""
+
+
+def _named_task_loads() -> str:
+    splits = load_task("nyt_sentiment")
+    if sorted(splits) != ["test", "train", "validation"] or splits["train"].column_names != ["text", "label"]:
+        raise Wrong(f"nyt_sentiment loaded as {splits}")
+    return ""
+
+
+TASK_CASES = in_area(
+    "tasks",
+    [
+        Case("get_task('movie')", lambda: get_task("movie"), ("'movie'", "movie_sentiment")),
+        Case(
+            "get_task('movie_sentment') (near miss)",
+            lambda: get_task("movie_sentment"),
+            ("movie_sentment", "did you mean 'movie_sentiment'"),
+        ),
+        Case("get_task('glue/sst2')", lambda: get_task("glue/sst2"), ("glue/sst2", "did you mean 'sst2'")),
+        Case("get_task('SST-2')", lambda: get_task("SST-2"), ("SST-2", "sst2")),
+        Case("get_task(None)", lambda: get_task(None), ("None", "movie_sentiment")),  # type: ignore[arg-type]
+        Case("load_task('bbc')", lambda: load_task("bbc"), ("'bbc'", "bbc_topic")),
+        Case(
+            "Hub task sst2 loaded offline",
+            lambda: get_task("sst2").load(),
+            ("sst2", "HF_HUB_OFFLINE", "movie_sentiment"),
+        ),
+        Case(
+            "Hub task stsb: check_available() offline",
+            lambda: get_task("stsb").check_available(),
+            ("stsb", "HF_HUB_OFFLINE", "movie_sentiment"),
+        ),
+        Case(
+            "Hub task offline, HF_HUB_OFFLINE set after import",
+            _hub_task_offline_set_late,
+            ("mrpc", "HF_HUB_OFFLINE"),
+        ),
+        Case(
+            "Task.from_hub offline",
+            lambda: Task.from_hub(
+                "imdb_sentiment", "stanfordnlp/imdb", text_columns="text", task_type="classification"
+            ),
+            ("stanfordnlp/imdb", "HF_HUB_OFFLINE"),
+        ),
+        Case(
+            "Task.from_hub with an empty dataset id",
+            lambda: Task.from_hub("x", "", text_columns="text", task_type="classification"),
+            ("dataset id",),
+        ),
+        Case(
+            "from_dataset: text column 'text' missing", lambda: _from_dataset(text_columns="text"), ("'text'", "review")
+        ),
+        Case(
+            "from_dataset: label column 'label' missing",
+            lambda: _from_dataset(label_column="label"),
+            ("'label'", "stars"),
+        ),
+        Case(
+            "from_dataset: text column = label column",
+            lambda: _from_dataset(text_columns="stars"),
+            ("stars", "different"),
+        ),
+        Case(
+            "from_dataset: text column of numbers",
+            lambda: _from_dataset(reviews(ids=list(range(20))), text_columns="ids"),
+            ("'ids'", "not strings"),
+        ),
+        Case(
+            "from_dataset: three text columns", lambda: _from_dataset(text_columns=["a", "b", "c"]), ("3 text columns",)
+        ),
+        Case("from_dataset: no rows", lambda: _from_dataset(reviews(0)), ("'train'", "empty")),
+        Case(
+            "from_dataset: empty test split",
+            lambda: _from_dataset(DatasetDict({"train": reviews(), "test": reviews().select([])})),
+            ("'test'", "empty"),
+        ),
+        Case(
+            "from_dataset: splits without 'train'",
+            lambda: _from_dataset(DatasetDict({"training": reviews()})),
+            ("'train'", "training"),
+        ),
+        Case(
+            "from_dataset: a pandas DataFrame",
+            lambda: _from_dataset(reviews().to_pandas()),
+            ("DataFrame", "Dataset"),
+        ),
+        Case(
+            "from_dataset: a dict of columns",
+            lambda: _from_dataset({"review": ["a", "b"], "stars": [0, 1]}),
+            ("dict", "Dataset"),
+        ),
+        Case(
+            "from_dataset: task name ''",
+            lambda: Task.from_dataset(
+                "", reviews(), text_columns="review", label_column="stars", task_type="classification"
+            ),
+            ("name",),
+        ),
+        Case(
+            "from_dataset: task_type 'binary'", lambda: _from_dataset(task_type="binary"), ("binary", "classification")
+        ),
+        Case(
+            "regression task with metric accuracy",
+            lambda: _from_dataset(
+                reviews(stars=[i / 4 for i in range(20)]), task_type="regression", metrics=["accuracy"]
+            ),
+            ("accuracy", "regression"),
+        ),
+        Case(
+            "classification task with metric pearson",
+            lambda: _from_dataset(metrics=["pearson"]),
+            ("pearson", "classification"),
+        ),
+        Case("unknown metric 'acc'", lambda: _from_dataset(metrics=["acc"]), ("'acc'", "accuracy")),
+        Case("metrics accuracy twice", lambda: _from_dataset(metrics=["accuracy", "accuracy"]), ("accuracy", "twice")),
+        Case(
+            "metric f1 on a 3-class task",
+            lambda: _from_dataset(reviews(stars=[i % 3 for i in range(20)]), metrics=["f1"]),
+            ("f1", "3 classes", "macro_f1"),
+        ),
+        Case(
+            "regression task with text labels",
+            lambda: _from_dataset(reviews(stars=["pos", "neg"] * 10), task_type="regression"),
+            ("stars", "numbers"),
+        ),
+        Case(
+            "classification task with real-valued labels",
+            lambda: _from_dataset(reviews(stars=[i / 4 for i in range(20)])),
+            ("stars", "regression"),
+        ),
+        Case(
+            "class id 2 with two label_names",
+            lambda: _from_dataset(reviews(stars=[i % 3 for i in range(20)]), label_names=["neg", "pos"]),
+            ("2", "label_names"),
+        ),
+        Case("only one class in the labels", lambda: _from_dataset(reviews(stars=[0] * 20)), ("one class", "stars")),
+        Case(
+            "a missing (None) label",
+            lambda: _from_dataset(reviews(stars=[None] + [i % 2 for i in range(19)])),
+            ("stars", "missing"),
+        ),
+        Case(
+            "a missing (None) text",
+            lambda: _from_dataset(reviews(review=[None] + [f"text {i}" for i in range(19)])),
+            ("review", "null"),
+        ),
+        Case("validation_fraction 1.5", lambda: _from_dataset(validation_fraction=1.5), ("validation_fraction", "1.5")),
+        Case("test_fraction 0", lambda: _from_dataset(test_fraction=0), ("test_fraction", "0")),
+        Case(
+            "validation_fraction '0.1' (a string)",
+            lambda: _from_dataset(validation_fraction="0.1"),
+            ("validation_fraction", "'0.1'"),
+        ),
+        Case(
+            "test_fraction 0.99 of 5 rows",
+            lambda: _from_dataset(reviews(5), test_fraction=0.99),
+            ("test", "0.99", "5"),
+        ),
+        Case(
+            "tokenize the source rows, not task.load()",
+            _tokenize_untokenized_columns,
+            ("my_reviews", "text", "task.load()"),
+        ),
+        Case(
+            "from_files: a file that does not exist",
+            lambda: _from_files(os.path.join(FX.tmp("d"), "no_such.csv")),
+            ("no_such.csv", "does not exist"),
+        ),
+        Case("from_files: a folder", lambda: _from_files(FX.tmp("data_folder")), ("data_folder", "folder")),
+        Case("from_files: an .xlsx file", lambda: _from_files(data_file("reviews.xlsx")), ("reviews.xlsx", ".csv")),
+        Case("from_files: a .tsv file", lambda: _from_files(data_file("reviews.tsv")), (".tsv", ".csv")),
+        Case(
+            "from_files: split 'dev'",
+            lambda: _from_files({"train": data_file("train.csv"), "dev": data_file("dev.csv")}),
+            ("'dev'", "validation"),
+        ),
+        Case(
+            "from_files: no train file",
+            lambda: _from_files({"test": data_file("test.csv")}),
+            ("'train'",),
+        ),
+        Case(
+            "from_files: csv train + json test",
+            lambda: _from_files({"train": data_file("train.csv"), "test": data_file("test.json", "{}")}),
+            (".csv", ".json"),
+        ),
+        Case(
+            "from_files: a list of paths",
+            lambda: _from_files([data_file("a.csv"), data_file("b.csv")]),
+            ("files",),
+        ),
+        Case(
+            "from_files: malformed json",
+            lambda: _from_files(data_file("bad.json", '{"review": "good", "stars": 1\n{broken')),
+            ("could not read", "bad.json"),
+        ),
+        Case("from_files: an empty csv", lambda: _from_files(data_file("empty.csv", "")), ("empty.csv",)),
+        Case(
+            "from_files: a csv with only a header",
+            lambda: _from_files(data_file("header.csv", "review,stars\n")),
+            ("empty",),
+        ),
+        Case(
+            "from_files: csv without the label column",
+            lambda: _from_files(data_file("scores.csv", REVIEWS_CSV.replace("stars", "score"))),
+            ("'stars'", "score"),
+        ),
+        Case(
+            "valid edge: from_files, one csv carved into 3 splits", lambda: _from_files(data_file("ok.csv")), valid=True
+        ),
+        Case("valid edge: regression task, spearman first", _regression_ok, valid=True),
+        Case(
+            "valid edge: metrics 'accuracy' (a lone name, not a list)",
+            lambda: _from_dataset(metrics="accuracy"),
+            valid=True,
+        ),
+        Case("valid edge: train + validation given, test carved", _splits_ok, valid=True),
+        Case("valid edge: named offline task nyt_sentiment loads", _named_task_loads, valid=True),
+    ],
+)
+
+
+# =========================================================================== multitask cases
+_ENCODER: dict[str, Any] = {key: value for key, value in _BERT.items() if key != "num_labels"}
+HEADS = (
+    TaskHead("sentiment", ("negative", "positive")),
+    TaskHead("topic", ("a", "b", "c")),
+    TaskHead("score", (), "regression"),
+)
+
+
+def multitask_model(heads: Any = HEADS) -> MultitaskModel:
+    torch.manual_seed(0)
+    return MultitaskModel.from_encoder_config(BertConfig(**_ENCODER), heads)
+
+
+def task_rows(head: TaskHead, n: int = 16, labels: list[Any] | None = None, label_feature: Any = None) -> Dataset:
+    """Tokenized rows of one task (``input_ids``, ``attention_mask``, ``labels`` typed as the task's)."""
+    generator = torch.Generator().manual_seed(n)
+    ids = torch.randint(5, VOCAB, (n, SEQ), generator=generator)
+    if labels is None:
+        labels = [float(i % 2) for i in range(n)] if head.task_type == "regression" else [i % 2 for i in range(n)]
+    if label_feature is None:
+        label_feature = Value("float32") if head.task_type == "regression" else ClassLabel(names=list(head.label_names))
+    features = Features(
+        {
+            "input_ids": SequenceFeature(Value("int64")),
+            "attention_mask": SequenceFeature(Value("int8")),
+            "labels": label_feature,
+        }
+    )
+    return Dataset.from_dict(
+        {"input_ids": ids.tolist(), "attention_mask": [[1] * SEQ] * n, "labels": labels}, features=features
+    )
+
+
+def per_task(n: int = 16, **changes: Any) -> dict[str, Dataset]:
+    """``{task: rows}`` for the three heads; ``changes`` replace (a Dataset) or drop (None) a task."""
+    data = {head.name: task_rows(head, n) for head in HEADS}
+    for name, value in changes.items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    return data
+
+
+def _multitask_trainer(cls: Any = MultitaskTrainer, model: Any = None, **kwargs: Any) -> Any:
+    kwargs.setdefault("train_dataset", per_task())
+    kwargs.setdefault("eval_dataset", per_task(8))
+    return cls(
+        model=multitask_model() if model is None else model,
+        args=args(FX.tmp("mt-run"), max_steps=2, per_device_train_batch_size=4),
+        processing_class=FX.tokenizer(),
+        **kwargs,
+    )
+
+
+def _multitask_train(**kwargs: Any) -> str:
+    _multitask_trainer(**kwargs).train()
+    return ""
+
+
+def _multitask_evaluate_unknown_task() -> None:
+    _multitask_trainer().evaluate("topc")
+
+
+def _multitask_plain_model() -> str:
+    """A stock single-task model handed per-task datasets: it would train one head on every task."""
+    _multitask_trainer(model=tiny_bert()).train()
+    return ""
+
+
+def _stock_trainer_rows_without_task_ids() -> None:
+    model = multitask_model()
+    Trainer(
+        model=model,
+        args=args(FX.tmp("mt-stock"), max_steps=2),
+        train_dataset=FX.dataset,  # rows with input_ids, labels, no task_ids
+        callbacks=[PruningCallback(CONFIGS["magnitude"]())],
+    ).train()
+
+
+def _forward(model: MultitaskModel, **inputs: Any) -> str:
+    model(input_ids=torch.randint(5, VOCAB, (2, SEQ)), **inputs)
+    return ""
+
+
+def _multitask_pruning_trainer_ok() -> str:
+    trainer = _multitask_trainer(
+        MultitaskPruningTrainer,
+        pruning=CONFIGS["magnitude"](),
+        mixture=TaskMixture(sampling="temperature", temperature=2.0),
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    missing = [f"eval_{head.name}_loss" for head in HEADS if f"eval_{head.name}_loss" not in metrics]
+    if missing:
+        raise Wrong(f"evaluate() lacks {missing}: {sorted(metrics)}")
+    return ""
+
+
+def _heads_from_named_tasks() -> str:
+    model = multitask_model([get_task("movie_sentiment"), get_task("movie_intensity"), get_task("bbc_topic")])
+    if [head.num_labels for head in model.heads_spec] != [2, 1, 5]:
+        raise Wrong(f"heads built as {model.heads_spec}")
+    return ""
+
+
+def _collate(rows: list[dict[str, Any]], task_types: Any = ("classification", "regression"), **kwargs: Any) -> None:
+    MultitaskCollator(FX.tokenizer(), task_types, **kwargs)(rows)
+
+
+def _row(**extra: Any) -> dict[str, Any]:
+    return {"input_ids": [2, 7, 8, 3], "attention_mask": [1, 1, 1, 1], **extra}
+
+
+def _mixture_probabilities(mixture: Any) -> None:
+    mixture.probabilities({"sentiment": 40, "topic": 20})
+
+
+def _tiny_temperature_ok() -> str:
+    shares = TaskMixture(sampling="temperature", temperature=1e-3).probabilities({"big": 10**7, "small": 10})
+    if not abs(sum(shares.values()) - 1) < 1e-9 or shares["big"] < 0.99:
+        raise Wrong(f"temperature 1e-3 gave {shares}")
+    return ""
+
+
+MULTITASK_CASES = in_area(
+    "multitask",
+    [
+        # --- the model
+        Case(
+            "model: duplicate task names",
+            lambda: multitask_model([HEADS[0], HEADS[0]]),
+            ("'sentiment'", "twice"),
+        ),
+        Case(
+            "model: task name with a space",
+            lambda: multitask_model([TaskHead("movie sentiment", ("neg", "pos"))]),
+            ("movie sentiment",),
+        ),
+        Case("model: task name ''", lambda: multitask_model([TaskHead("", ("neg", "pos"))]), ("''",)),
+        Case(
+            "model: a 1-class head",
+            lambda: multitask_model([TaskHead("sentiment", ("positive",))]),
+            ("'sentiment'", "at least 2"),
+        ),
+        Case(
+            "model: a classification head without class names",
+            lambda: multitask_model([TaskHead("sentiment")]),
+            ("'sentiment'", "at least 2"),
+        ),
+        Case(
+            "model: a regression head with class names",
+            lambda: multitask_model([TaskHead("score", ("low", "high"), "regression")]),
+            ("'score'", "regression"),
+        ),
+        Case(
+            "model: task_type 'binary'",
+            lambda: multitask_model([TaskHead("sentiment", ("n", "p"), "binary")]),  # type: ignore[arg-type]
+            ("binary", "classification"),
+        ),
+        Case("model: empty task list", lambda: multitask_model([]), ("tasks", "[]")),
+        Case("model: tasks 'sentiment' (a string)", lambda: multitask_model("sentiment"), ("tasks", "'sentiment'")),
+        Case(
+            "model: task names instead of tasks",
+            lambda: multitask_model(["movie_sentiment", "bbc_topic"]),
+            ("'movie_sentiment'", "get_task"),
+        ),
+        Case(
+            "model: from_encoder of a missing local folder",
+            lambda: MultitaskModel.from_encoder(os.path.join(FX.tmp("enc"), "no_such_encoder"), list(HEADS)),
+            ("no_such_encoder",),
+        ),
+        Case("model: task_model('topc')", lambda: multitask_model().task_model("topc"), ("'topc'", "topic")),
+        Case("model: forward without task_ids (3 tasks)", lambda: _forward(multitask_model()), ("task_ids",)),
+        Case(
+            "model: forward with task id 7",
+            lambda: _forward(multitask_model(), task_ids=torch.tensor([0, 7])),
+            ("task_ids", "7"),
+        ),
+        # --- the trainer
+        Case(
+            "trainer: train_dataset has an unknown task 'scroe'",
+            lambda: _multitask_trainer(train_dataset=per_task(score=None, scroe=task_rows(HEADS[2]))),
+            ("'scroe'", "score"),
+        ),
+        Case(
+            "trainer: train_dataset lacks task 'score'",
+            lambda: _multitask_trainer(train_dataset=per_task(score=None)),
+            ("lacks", "score"),
+        ),
+        Case(
+            "trainer: eval_dataset has an unknown task 'topc'",
+            lambda: _multitask_trainer(eval_dataset={"topc": task_rows(HEADS[1], 8)}),
+            ("eval_dataset", "'topc'"),
+        ),
+        Case(
+            "trainer: an empty task split",
+            lambda: _multitask_trainer(train_dataset=per_task(topic=task_rows(HEADS[1]).select([]))),
+            ("'topic'", "empty"),
+        ),
+        Case(
+            "trainer: 3-class ClassLabel for the 2-class head",
+            lambda: _multitask_trainer(
+                train_dataset=per_task(sentiment=task_rows(HEADS[0], label_feature=ClassLabel(names=["a", "b", "c"])))
+            ),
+            ("sentiment", "3 classes", "2"),
+        ),
+        Case(
+            "trainer: class ids 0..4 for the 3-class head",
+            lambda: _multitask_trainer(
+                train_dataset=per_task(
+                    topic=task_rows(HEADS[1], labels=[i % 5 for i in range(16)], label_feature=Value("int64"))
+                )
+            ),
+            ("topic", "0..4", "3"),
+        ),
+        Case(
+            "trainer: class labels for the regression head",
+            lambda: _multitask_trainer(train_dataset=per_task(score=task_rows(HEADS[0]))),
+            ("score", "regression"),
+        ),
+        Case(
+            "trainer: compute_metrics for unknown task 'topc'",
+            lambda: _multitask_trainer(compute_metrics={"topc": lambda p: {}}),
+            ("'topc'", "topic"),
+        ),
+        Case(
+            "trainer: compute_metrics a list",
+            lambda: _multitask_trainer(compute_metrics=[lambda p: {}]),
+            ("compute_metrics",),
+        ),
+        Case("trainer: mixture='uniform'", lambda: _multitask_trainer(mixture="uniform"), ("mixture", "'uniform'")),
+        Case(
+            "trainer: mixture as a dict",
+            lambda: _multitask_trainer(mixture={"sampling": "uniform"}),
+            ("mixture", "TaskMixture"),
+        ),
+        Case(
+            "trainer: mixture weights for unknown task 'topc'",
+            lambda: _multitask_train(mixture=TaskMixture(weights={"sentiment": 1, "topc": 1, "score": 1})),
+            ("'topc'", "did you mean 'topic'"),
+        ),
+        Case(
+            "trainer: mixture weights without task 'score'",
+            lambda: _multitask_train(mixture=TaskMixture(weights={"sentiment": 1, "topic": 1})),
+            ("score",),
+        ),
+        Case(
+            "trainer: one dataset without task_ids",
+            lambda: _multitask_train(train_dataset=task_rows(HEADS[0])),
+            ("task_ids",),
+        ),
+        Case("trainer: evaluate('topc')", _multitask_evaluate_unknown_task, ("'topc'", "topic")),
+        Case(
+            "trainer: a single-task model with per-task datasets",
+            _multitask_plain_model,
+            ("MultitaskModel",),
+        ),
+        Case(
+            "stock Trainer + callback: rows without task_ids",
+            _stock_trainer_rows_without_task_ids,
+            ("task_ids",),
+        ),
+        # --- the mixture
+        Case("mixture: sampling 'temp'", lambda: TaskMixture(sampling="temp"), ("'temp'", "temperature")),  # type: ignore[arg-type]
+        Case(
+            "mixture: temperature 0", lambda: TaskMixture(sampling="temperature", temperature=0), ("temperature", "0")
+        ),
+        Case("mixture: temperature -1", lambda: TaskMixture(temperature=-1), ("temperature", "-1")),
+        Case("mixture: temperature '2' (a string)", lambda: TaskMixture(temperature="2"), ("temperature", "'2'")),  # type: ignore[arg-type]
+        Case("mixture: temperature inf", lambda: TaskMixture(temperature=float("inf")), ("temperature", "inf")),
+        Case("mixture: weights with -1", lambda: TaskMixture(weights={"a": -1, "b": 1}), ("'a'", "-1")),
+        Case("mixture: weights all 0", lambda: TaskMixture(weights={"a": 0, "b": 0}), ("weights", "sum")),
+        Case("mixture: weights a list", lambda: TaskMixture(weights=[2, 1]), ("weights", "[2, 1]")),  # type: ignore[arg-type]
+        Case("mixture: weight '2' (a string)", lambda: TaskMixture(weights={"a": "2"}), ("'a'", "'2'")),  # type: ignore[dict-item]
+        Case(
+            "mixture: weights for a task not in the mixture",
+            lambda: _mixture_probabilities(TaskMixture(weights={"sentiment": 1, "topc": 1})),
+            ("'topc'", "did you mean 'topic'"),
+        ),
+        Case(
+            "mixture: weights missing a task",
+            lambda: _mixture_probabilities(TaskMixture(weights={"sentiment": 1})),
+            ("'topic'",),
+        ),
+        Case("mixture: size_cap 0", lambda: TaskMixture(size_cap=0), ("size_cap", "0")),
+        Case("mixture: size_cap 1.5", lambda: TaskMixture(size_cap=1.5), ("size_cap", "1.5")),  # type: ignore[arg-type]
+        Case("mixture: batches 'per_task'", lambda: TaskMixture(batches="per_task"), ("per_task", "homogeneous")),  # type: ignore[arg-type]
+        Case("mixture: TaskMixture('uniform') (positional)", lambda: TaskMixture("uniform"), ("uniform", "sampling=")),  # type: ignore[call-arg]
+        Case("mixture: keyword typo temprature", lambda: TaskMixture(temprature=3), ("temprature", "temperature")),  # type: ignore[call-arg]
+        Case(
+            "mixture: from_dict typo temprature",
+            lambda: TaskMixture.from_dict({"temprature": 3}),
+            ("temprature", "temperature"),
+        ),
+        Case("mixture: probabilities of no tasks", lambda: TaskMixture().probabilities({}), ("task_sizes",)),
+        Case("mixture: a task with 0 rows", lambda: TaskMixture().probabilities({"a": 0, "b": 5}), ("'a'", "0")),
+        # --- the batch sampler
+        Case("sampler: batch_size 0", lambda: MultitaskBatchSampler({"a": 8}, 0), ("batch_size", "0")),
+        Case("sampler: batch_size -4", lambda: MultitaskBatchSampler({"a": 8}, -4), ("batch_size", "-4")),
+        Case("sampler: batch_size 2.5", lambda: MultitaskBatchSampler({"a": 8}, 2.5), ("batch_size", "2.5")),  # type: ignore[arg-type]
+        Case("sampler: batch_size '8'", lambda: MultitaskBatchSampler({"a": 8}, "8"), ("batch_size", "'8'")),  # type: ignore[arg-type]
+        Case("sampler: batch_size True", lambda: MultitaskBatchSampler({"a": 8}, True), ("batch_size", "True")),
+        Case("sampler: task sizes a list", lambda: MultitaskBatchSampler([8, 4], 2), ("task_sizes", "[8, 4]")),  # type: ignore[arg-type]
+        Case("sampler: seed -1", lambda: MultitaskBatchSampler({"a": 8}, 2, seed=-1), ("seed", "-1")),
+        Case("sampler: num_batches 0", lambda: MultitaskBatchSampler({"a": 8}, 2, num_batches=0), ("num_batches", "0")),
+        Case(
+            "sampler: mixture 'uniform'",
+            lambda: MultitaskBatchSampler({"a": 8}, 2, "uniform"),  # type: ignore[arg-type]
+            ("mixture", "'uniform'"),
+        ),
+        # --- the collator
+        Case("collator: rows without task_ids", lambda: _collate([_row(labels=1), _row(labels=0)]), ("task_ids",)),
+        Case(
+            "collator: rows with 'task' instead of task_ids",
+            lambda: _collate([_row(labels=1, task=0)]),
+            ("task_ids", "'task'"),
+        ),
+        Case("collator: task id 5 of 2 tasks", lambda: _collate([_row(labels=1, task_ids=5)]), ("task_ids=5", "0..1")),
+        Case(
+            "collator: task_types 'classification' (a string)",
+            lambda: _collate([_row(task_ids=0)], "classification"),
+            ("task_types", "'classification'"),
+        ),
+        Case("collator: task_types ['binary']", lambda: _collate([_row(task_ids=0)], ["binary"]), ("binary",)),
+        Case(
+            "collator: some rows without labels",
+            lambda: _collate([_row(labels=1, task_ids=0), _row(task_ids=1)]),
+            ("label", "[1]"),
+        ),
+        Case("collator: an empty batch", lambda: _collate([]), ("empty",)),
+        Case(
+            "collator: pad_to_multiple_of 0",
+            lambda: _collate([_row(task_ids=0)], pad_to_multiple_of=0),
+            ("pad_to_multiple_of", "0"),
+        ),
+        Case(
+            "valid edge: one-task model, forward without task_ids",
+            lambda: _forward(multitask_model([HEADS[0]])),
+            valid=True,
+        ),
+        Case("valid edge: heads from named tasks (incl. regression)", _heads_from_named_tasks, valid=True),
+        Case("valid edge: temperature 1e-3 with 10^7 rows (no overflow)", _tiny_temperature_ok, valid=True),
+        Case(
+            "valid edge: MultitaskPruningTrainer, temperature mixture, evaluate",
+            _multitask_pruning_trainer_ok,
+            valid=True,
+        ),
+    ],
+)
+
+
+# =========================================================================== multitask recipe cases
+TWO_TASKS = ["movie_sentiment", "bbc_topic"]
+MY_REVIEWS = {
+    "name": "my_reviews",
+    "files": "reviews.csv",
+    "text_columns": ["review"],
+    "label_column": "stars",
+    "task_type": "classification",
+}
+
+
+def multitask_recipe(tasks: Any = None, data: dict[str, str] | None = None, **changes: Any) -> str:
+    """A recipe file listing ``tasks`` (default: two named offline tasks) instead of ``task``; ``data``
+    files (name -> text) are written beside it (a user task's paths are relative to the recipe)."""
+    folder = FX.tmp("mt-recipe")
+    for name, text in (data or {}).items():
+        write(os.path.join(folder, name), text)
+    changes.setdefault("task", None)
+    text = recipe_text(tasks=TWO_TASKS if tasks is None else tasks, **changes)
+    return write(os.path.join(folder, "recipe.yaml"), text)
+
+
+def _load_multitask(tasks: Any = None, data: dict[str, str] | None = None, **changes: Any) -> str:
+    Recipe.from_yaml(multitask_recipe(tasks, data, **changes))
+    return ""
+
+
+def _cli_multitask(tasks: Any = None, *extra: str, data: dict[str, str] | None = None, **changes: Any) -> CliRun:
+    return cli("train", multitask_recipe(tasks, data, **changes), *extra)
+
+
+def _user_task(**changes: Any) -> dict[str, Any]:
+    task = {**MY_REVIEWS, **changes}
+    return {key: value for key, value in task.items() if value is not None}
+
+
+def _multitask_recipe_ok() -> str:
+    recipe = Recipe.from_yaml(
+        multitask_recipe(
+            ["movie_sentiment", _user_task(), {"name": "nyt_sentiment", "max_train_examples": 50}],
+            {"reviews.csv": REVIEWS_CSV},
+            mixture={"sampling": "temperature", "temperature": 2.0, "batches": "mixed"},
+        )
+    )
+    if recipe.task_names != ["movie_sentiment", "my_reviews", "nyt_sentiment"] or not recipe.is_multitask:
+        raise Wrong(f"recipe read as tasks {recipe.task_names}")
+    return ""
+
+
+def _cli_multitask_subprocess_unknown() -> CliRun:
+    return cli_subprocess("train", multitask_recipe(["movie_sentiment", "bbc_topics"]))
+
+
+MULTITASK_RECIPE_CASES = in_area(
+    "multitask recipe",
+    [
+        Case(
+            "tasks: unknown 'movie_sentment'",
+            lambda: _load_multitask(["movie_sentment", "bbc_topic"]),
+            ("movie_sentment", "did you mean 'movie_sentiment'"),
+        ),
+        Case(
+            "tasks: movie_sentiment twice",
+            lambda: _load_multitask(["movie_sentiment", "movie_sentiment"]),
+            ("movie_sentiment", "twice"),
+        ),
+        Case("tasks: []", lambda: _load_multitask([]), ("tasks",)),
+        Case("tasks: [1, 2]", lambda: _load_multitask([1, 2]), ("tasks[0]", "1")),
+        Case("task and tasks together", lambda: _load_multitask(task="movie_sentiment"), ("task", "tasks", "not both")),
+        Case(
+            "tasks: a Hub task offline (sst2)",
+            lambda: _load_multitask(["movie_sentiment", "sst2"]),
+            ("sst2", "HF_HUB_OFFLINE", "movie_sentiment"),
+        ),
+        Case(
+            "tasks: max_train_examples 0",
+            lambda: _load_multitask(["movie_sentiment", {"name": "nyt_sentiment", "max_train_examples": 0}]),
+            ("max_train_examples", "0"),
+        ),
+        Case(
+            "tasks: user task's file missing",
+            lambda: _load_multitask(["movie_sentiment", _user_task()]),
+            ("reviews.csv", "does not exist"),
+        ),
+        Case(
+            "tasks: user task without text_columns",
+            lambda: _load_multitask(["movie_sentiment", _user_task(text_columns=None)], {"reviews.csv": REVIEWS_CSV}),
+            ("my_reviews", "text_columns"),
+        ),
+        Case(
+            "tasks: user task without task_type",
+            lambda: _load_multitask(["movie_sentiment", _user_task(task_type=None)], {"reviews.csv": REVIEWS_CSV}),
+            ("my_reviews", "task_type"),
+        ),
+        Case(
+            "tasks: user task key typo text_column",
+            lambda: _load_multitask(
+                ["movie_sentiment", _user_task(text_columns=None, text_column=["review"])], {"reviews.csv": REVIEWS_CSV}
+            ),
+            ("text_column", "did you mean 'text_columns'"),
+        ),
+        Case(
+            "tasks: user task named like a built-in task",
+            lambda: _load_multitask(["bbc_topic", _user_task(name="movie_sentiment")], {"reviews.csv": REVIEWS_CSV}),
+            ("movie_sentiment", "built-in"),
+        ),
+        Case(
+            "tasks: user task without a name",
+            lambda: _load_multitask(["movie_sentiment", _user_task(name=None)], {"reviews.csv": REVIEWS_CSV}),
+            ("name",),
+        ),
+        Case(
+            "tasks: user task with files and hub_dataset",
+            lambda: _load_multitask(["movie_sentiment", _user_task(hub_dataset="stanfordnlp/imdb")]),
+            ("files", "hub_dataset"),
+        ),
+        Case(
+            "tasks: user task's files with split 'dev'",
+            lambda: _load_multitask(
+                ["movie_sentiment", _user_task(files={"train": "reviews.csv", "dev": "reviews.csv"})],
+                {"reviews.csv": REVIEWS_CSV},
+            ),
+            ("'dev'", "validation"),
+        ),
+        Case(
+            "tasks: user task's file is a .tsv",
+            lambda: _load_multitask(["movie_sentiment", _user_task(files="reviews.tsv")], {"reviews.tsv": REVIEWS_CSV}),
+            (".tsv", ".csv"),
+        ),
+        Case(
+            "tasks: user task's csv lacks the label column",
+            lambda: _load_multitask(
+                ["movie_sentiment", _user_task()], {"reviews.csv": REVIEWS_CSV.replace("stars", "rating")}
+            ),
+            ("'stars'", "rating"),
+        ),
+        Case(
+            "tasks: user regression task with metric accuracy",
+            lambda: _load_multitask(
+                ["movie_sentiment", _user_task(task_type="regression", metrics=["accuracy"])],
+                {"reviews.csv": REVIEWS_CSV},
+            ),
+            ("accuracy", "regression"),
+        ),
+        Case(
+            "recipe mixture: sampling 'temp'",
+            lambda: _load_multitask(mixture={"sampling": "temp"}),
+            ("mixture", "'temp'", "temperature"),
+        ),
+        Case(
+            "recipe mixture: temperature 0", lambda: _load_multitask(mixture={"temperature": 0}), ("temperature", "0")
+        ),
+        Case(
+            "recipe mixture: key typo temprature",
+            lambda: _load_multitask(mixture={"temprature": 3}),
+            ("temprature", "did you mean 'temperature'"),
+        ),
+        Case(
+            "recipe mixture: 'uniform' (a string)", lambda: _load_multitask(mixture="uniform"), ("mixture", "'uniform'")
+        ),
+        Case(
+            "recipe mixture: weights for a task not listed",
+            lambda: _load_multitask(mixture={"weights": {"movie_sentiment": 1, "bbc_topc": 1}}),
+            ("bbc_topc", "bbc_topic"),
+        ),
+        Case(
+            "recipe mixture: weights missing a task",
+            lambda: _load_multitask(mixture={"weights": {"movie_sentiment": 1}}),
+            ("bbc_topic",),
+        ),
+        Case(
+            "recipe mixture: weights summing to 0",
+            lambda: _load_multitask(mixture={"weights": {"movie_sentiment": 0, "bbc_topic": 0}}),
+            ("weights", "sum"),
+        ),
+        Case(
+            "recipe mixture: size_cap -1",
+            lambda: _load_multitask(mixture={"size_cap": -1}),
+            ("size_cap", "-1"),
+        ),
+        Case(
+            "recipe mixture: in a single-task recipe",
+            lambda: load_recipe(mixture={"sampling": "uniform"}),
+            ("mixture", "tasks"),
+        ),
+        # --- the CLI
+        Case(
+            "train: tasks with unknown 'bbc_topics'",
+            lambda: _cli_multitask(["movie_sentiment", "bbc_topics"]),
+            ("bbc_topics", "bbc_topic"),
+        ),
+        Case(
+            "train: tasks with a duplicate",
+            lambda: _cli_multitask(["bbc_topic", "movie_sentiment", "bbc_topic"]),
+            ("bbc_topic", "twice"),
+        ),
+        Case(
+            "train: tasks with a missing user file",
+            lambda: _cli_multitask(["movie_sentiment", _user_task(files={"train": "data/train.csv"})]),
+            ("train.csv", "does not exist"),
+        ),
+        Case("train: task and tasks together", lambda: _cli_multitask(None, task="bbc_topic"), ("task", "tasks")),
+        Case(
+            "train: --set tasks=[...] on a single-task recipe",
+            lambda: _cli_train(None, "--set", "tasks=[movie_sentiment, bbc_topic]"),
+            ("task", "tasks", "not both"),
+        ),
+        Case(
+            "train: --set mixture.temperature=0",
+            lambda: _cli_multitask(None, "--set", "mixture.temperature=0"),
+            ("temperature", "0"),
+        ),
+        Case(
+            "train: --set mixture.temperature=0 over a recipe mixture",
+            lambda: _cli_multitask(None, "--set", "mixture.temperature=0", mixture={"sampling": "temperature"}),
+            ("temperature", "0"),
+        ),
+        Case(
+            "train: --set mixture.sampling=temprature",
+            lambda: _cli_multitask(None, "--set", "mixture.sampling=temprature"),
+            ("temprature", "temperature"),
+        ),
+        Case(
+            "train: mixture weights for a task not listed",
+            lambda: _cli_multitask(None, mixture={"weights": {"movie_sentiment": 2, "sst2": 1}}),
+            ("sst2", "bbc_topic"),
+        ),
+        Case(
+            "train: a Hub task offline (stsb)",
+            lambda: _cli_multitask(["movie_intensity", "stsb"]),
+            ("stsb", "HF_HUB_OFFLINE"),
+        ),
+        Case(
+            "subprocess train: tasks with unknown 'bbc_topics'",
+            _cli_multitask_subprocess_unknown,
+            ("bbc_topics", "bbc_topic"),
+        ),
+        Case("valid edge: named + user + low-resource tasks, mixed batches", _multitask_recipe_ok, valid=True),
+        Case(
+            "valid edge: train accepts two tasks and --set mixture.sampling=uniform",
+            lambda: _cli_multitask(None, "--set", "mixture.sampling=uniform"),
+            valid=True,
+        ),
+    ],
+)
+
+
 ALL_CASES = (
     CONFIG_CASES
     + TRAINER_CASES
@@ -1859,6 +2807,9 @@ ALL_CASES = (
     + RESUME_CASES
     + MODEL_CASES
     + LOOP_CASES
+    + TASK_CASES
+    + MULTITASK_CASES
+    + MULTITASK_RECIPE_CASES
 )
 
 
@@ -1910,8 +2861,19 @@ def _uncommitted_library_files() -> list[str]:
     return sorted(line[3:] for line in done.stdout.splitlines())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     global FX
+    import argparse
+
+    parser = argparse.ArgumentParser(description="hf_prune's bad-input battery.")
+    parser.add_argument(
+        "--area",
+        action="append",
+        choices=AREAS,
+        help="Run only the cases of this area (repeatable); prints the outcomes, writes no results.",
+    )
+    only = parser.parse_args(argv).area
+    cases = [case for case in ALL_CASES if not only or case.area in only]
     # Warnings are captured where a case checks them; keep the console to one line per case (this
     # also makes hf_prune.cli.main's own logging.basicConfig a no-op).
     logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
@@ -1919,6 +2881,8 @@ def main() -> int:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()  # "Generating train split" of the user-file cases
+    datasets.logging.set_verbosity(logging.CRITICAL)  # its own "Failed to load JSON" line of a case that expects it
     info = machine_info()
     names = [c.name for c in ALL_CASES]
     duplicates = sorted(n for n, k in Counter(names).items() if k > 1)
@@ -1931,11 +2895,11 @@ def main() -> int:
         FX = Fixtures(root)
         os.chdir(root)  # relative paths a case uses land in the temporary folder
         try:
-            for index, case in enumerate(ALL_CASES, 1):
+            for index, case in enumerate(cases, 1):
                 result = classify(case)
                 results.append(result)
                 print(
-                    f"[{index:3d}/{len(ALL_CASES)}] {result.classification:<7} {case.area:<17} {case.name}"
+                    f"[{index:3d}/{len(cases)}] {result.classification:<7} {case.area:<17} {case.name}"
                     + (
                         f"  -- {result.exception_type}: {_short(result.message, 140)}"
                         if result.classification not in ("clear", "ok")
@@ -1947,9 +2911,13 @@ def main() -> int:
             os.chdir(cwd)
     seconds = time.perf_counter() - start
     counts = Counter(r.classification for r in results)
+    if only:
+        print(f"\n{len(results)} cases in {seconds:.0f} s: " + ", ".join(f"{counts.get(c, 0)} {c}" for c in CLASSES))
+        return 0
+    dirty = _uncommitted_library_files()
     payload = {
         "machine": info,
-        "uncommitted_library_files": _uncommitted_library_files(),
+        "uncommitted_library_files": dirty,
         "seconds": round(seconds, 1),
         "command": ".venv/bin/python benchmarks/bad_input_battery.py",
         "counts": {"cases": len(results), **{c: counts.get(c, 0) for c in CLASSES}},
@@ -1970,7 +2938,7 @@ def main() -> int:
         ],
     }
     json_path = write_json("bad_input_battery.json", payload)
-    md_path = write_text("bad_input_battery.md", markdown(results, info, seconds, payload["uncommitted_library_files"]))
+    md_path = write_text("bad_input_battery.md", markdown(results, info, seconds, dirty))
     print(f"\n{len(results)} cases in {seconds:.0f} s: " + ", ".join(f"{counts.get(c, 0)} {c}" for c in CLASSES))
     print(f"wrote {os.path.relpath(json_path, ROOT)} and {os.path.relpath(md_path, ROOT)}")
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .callback import PruningCallback
 from .config import PruningConfig, ScheduledSparsityConfig
+from .distillation import DistillationCallback, DistillationConfig
 from .export import load_pruned, read_report, save_pruned
 from .hub import push_pruned
 from .methods import (
@@ -30,6 +31,8 @@ from .trainer import PruningTrainer, PruningTrainerMixin
 __version__ = "0.1.0"
 
 __all__ = [
+    "DistillationCallback",
+    "DistillationConfig",
     "FrozenMaskConfig",
     "MagnitudeConfig",
     "MovementConfig",

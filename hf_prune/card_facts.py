@@ -29,18 +29,51 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .card_info import CardInfo, check_mixture
+from .card_multitask import (
+    TASK_TABLE_HEADER,
+    auto_class,
+    is_multitask_model,
+    load_note,
+    multitask_load_sections,
+    multitask_part,
+    part_text,
+    task_exports,
+    task_load_sections,
+    task_rows,
+    tasks_note,
+)
 from .card_plot import LayerGrid, group_by_layer
+from .card_tables import (
+    NOT_RECORDED,
+    UNKNOWN,
+    _bytes,
+    _capitalised,
+    _cells,
+    _change,
+    _int,
+    _join,
+    _layer_mean,
+    _matrix_sizes,
+    _model_sparsity,
+    _num,
+    _pct,
+    _pruned_count,
+    _rank_cell,
+    _rank_value,
+    _ranks,
+    _read_json,
+    _unique,
+    _value,
+)
 from .config import CONFIG_FILE_NAME
-from .formats import MANIFEST_FILE_NAME, ExportFormatError, MissingExportFileError, read_manifest
+from .formats import MANIFEST_FILE_NAME, MissingExportFileError, read_manifest
 from .formats.common import REPORT_FILE_NAME
 from .pretrained import PACKAGED_MODELS, resolve_model_path
 
@@ -62,9 +95,6 @@ __all__ = [
 
 # The model card's file: the one hf_prune.cards writes into an export, and the base model's, read here.
 README_FILE_NAME = "README.md"
-# The visible defaults of a slot whose value is not known: a card never shows an empty cell or None.
-UNKNOWN = "unknown"
-NOT_RECORDED = "not recorded"
 # Licenses of base models whose card may not be on this machine (the card, when found, wins).
 KNOWN_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
 # The head a class name ends with -> the Hub's pipeline tag. A bare encoder (``BertModel``) or an
@@ -160,32 +190,6 @@ def read_export(folder: str) -> Export:
     )
 
 
-def _read_json(folder: str, name: str) -> dict[str, Any] | None:
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportFormatError(f"{path} is not valid JSON ({err}); export the model again.") from None
-    if not isinstance(data, dict):
-        raise ExportFormatError(f"{path} does not hold a JSON object; export the model again.")
-    return data
-
-
-def _ranks(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{module: {rank, full_rank, form, ...}}`` from a rank-pruning report; empty for others."""
-    per_matrix = report.get("per_matrix")
-    if not isinstance(per_matrix, Mapping):
-        return {}
-    return {
-        str(name): dict(entry)
-        for name, entry in per_matrix.items()
-        if isinstance(entry, Mapping) and isinstance(entry.get("rank"), int)
-    }
-
-
 def _export_mixture(export: Export) -> dict[str, float] | None:
     """The task mixture a multitask export records (``task_mixture`` in its report or manifest)."""
     mixture = export.report.get("task_mixture", export.manifest.get("task_mixture"))
@@ -195,6 +199,10 @@ def _export_mixture(export: Export) -> dict[str, float] | None:
 def card_kind(export: Export, info: CardInfo) -> str:
     """The packaged template that fits the export: ``masks``, ``multitask``, ``rank`` or ``single_task``.
 
+    ``multitask``: a task mixture is known (``CardInfo.task_mixture``, or the export's), or the
+    report lists per-task exports (the top level of a ``MultitaskModel`` export). A task's own
+    export inside one (its report names a ``task``) is a ``single_task`` (or ``rank``) card.
+
     Example:
         >>> export = Export("out", report={"format": "compact"}, manifest={}, settings={}, model_config={})
         >>> card_kind(export, CardInfo()), card_kind(export, CardInfo(task_mixture={"sst2": 1}))
@@ -202,7 +210,7 @@ def card_kind(export: Export, info: CardInfo) -> str:
     """
     if export.format == "masks":
         return "masks"
-    if info.task_mixture or _export_mixture(export):
+    if info.task_mixture or _export_mixture(export) or task_exports(export):
         return "multitask"
     if _ranks(export.report):
         return "rank"
@@ -227,6 +235,9 @@ class Facts:
         self.kind = card_kind(export, info)
         self.mixture = info.task_mixture or _export_mixture(export)
         self.ranks = _ranks(report)
+        self.multitask_model = is_multitask_model(export)
+        self.tasks = task_exports(export)  # the per-task exports of a multitask export
+        self.part = multitask_part(export)  # where a task's export sits in its multitask export
         base = info.base_model or manifest.get("base_model") or report.get("base_model")
         base = base or export.model_config.get("_name_or_path") or None
         self.base_ref: str | None = _packaged_hub_id(str(base)) if base else None
@@ -243,18 +254,35 @@ class Facts:
         self.auto_map = export.model_config.get("auto_map") or {}
         self.repo_id = info.repo_id
         self.model_name = info.model_name or self._default_name()
+        if self.part and not info.model_name:
+            self.model_name = f"{self.model_name} (task {self.part.task})"
 
     def _default_name(self) -> str:
+        if self.part and not self.repo_id and not self.base_hub_id:
+            # a task's folder is named after the task: the multitask export's folder names the model
+            root = os.path.dirname(os.path.dirname(os.path.abspath(self.export.folder)))
+            return os.path.basename(root) or f"hf-prune-{self.method}"
         if self.repo_id:
             return self.repo_id.rsplit("/", 1)[-1]
         if self.base_hub_id:
             return f"{self.base_hub_id.rsplit('/', 1)[-1]}-{self.method}-{self.export.format}"
         return os.path.basename(os.path.abspath(self.export.folder)) or f"hf-prune-{self.method}"
 
+    def _repo(self) -> str:
+        """The repo the loading code names: ``CardInfo.repo_id``, else a placeholder. A task's own
+        export is a folder of its multitask export's repo, named without the task."""
+        if self.repo_id:
+            return self.repo_id
+        name = self.model_name
+        if self.part and name.endswith(f" (task {self.part.task})"):
+            name = name[: -len(f" (task {self.part.task})")]
+        return f"<your-username>/{name}"
+
     def provided(self) -> set[str]:
         """The fields a template may require that are actually known."""
         known = {
             "method": self.method != UNKNOWN,
+            "tasks": bool(self.mixture or self.tasks),
             "base_model": self.base_ref is not None,
             "base_model_revision": self.revision is not None,
             "task_mixture": bool(self.mixture),
@@ -269,10 +297,17 @@ class Facts:
 
     # --- metadata
 
-    def pipeline_tag(self) -> str:
-        """The given pipeline tag, else one from the architecture's head (``feature-extraction`` without one)."""
+    def pipeline_tag(self) -> str | None:
+        """The given pipeline tag, else one from the architecture's head (``feature-extraction`` without
+        one); none for the shared model of a multitask export."""
         if self.info.pipeline_tag:
             return self.info.pipeline_tag
+        if self.multitask_model and self.export.format != "masks":
+            # No pipeline loads a MultitaskModel: text-classification would make the Hub offer a widget
+            # and a pipeline(...) snippet that cannot run (one repo, several label sets, task_ids per
+            # row), and feature-extraction an AutoModel snippet that loads a bare encoder with fresh
+            # weights. So none: each task's stock model (tasks/<name>/) carries its own tag.
+            return None
         if self.kind in ("masks", "multitask"):
             # masks: the head is initialised fresh on load; multitask: the artefact is the shared encoder.
             return "feature-extraction"
@@ -282,8 +317,9 @@ class Facts:
         return "feature-extraction"
 
     def library_name(self) -> str:
-        """``hf-prune`` for masks (only hf_prune can apply them), else ``transformers``."""
-        return "hf-prune" if self.export.format == "masks" else "transformers"
+        """``hf-prune`` for masks and for a multitask export's shared model (only hf_prune loads
+        them), else ``transformers``."""
+        return "hf-prune" if self.export.format == "masks" or self.multitask_model else "transformers"
 
     def tags(self) -> list[str]:
         """The Hub tags: hf_prune's, the method's, the card kind's, then ``CardInfo.tags``."""
@@ -355,6 +391,10 @@ class Facts:
             "mixture_sampling": self.info.mixture_sampling
             or str(report.get("mixture_sampling") or "sampling scheme not recorded"),
             **self._rank_tables(),
+            "task_header": TASK_TABLE_HEADER if self.tasks else [],
+            "task_rows": task_rows(self.tasks),
+            "tasks_note": tasks_note(self.tasks),
+            "multitask_part": part_text(self.part),
             "load_sections": self._load_sections(),
             "load_note": self._load_note(),
             "limitations": self._limitations(),
@@ -385,13 +425,23 @@ class Facts:
                 f"A sparsity pattern for {base}, found with {method}: it {self._sparsity_text()}. It holds no "
                 f"weights: loading applies it to the base model."
             )
-        tasks = f" on the tasks {', '.join(f'`{t}`' for t in self.mixture)}" if self.mixture else ""
+        names = list(self.mixture or {}) or [task.name for task in self.tasks]
+        tasks = f" on the tasks {', '.join(f'`{t}`' for t in names)}" if names else ""
+        if self.part:
+            tasks = f" as one task (`{self.part.task}`) of a multitask export"
         what = f"{base} pruned" if self.base_ref else "A model pruned"
         unknown_base = "" if self.base_ref else f" Its base model is {base[0].lower()}{base[1:]}."
-        return (
-            f"{what} with {method}{tasks}: pruning {self._sparsity_text()}. Exported in the "
-            f"`{self.export.format}` format ({self.pipeline_tag()}).{unknown_base}"
-        )
+        if self.multitask_model:
+            stock = next((f"`{t.architecture}`" for t in self.tasks if t.architecture), "stock model")
+            exported = (
+                f"One shared encoder with a head per task, exported in the `{self.export.format}` format; each "
+                f"task's model is also a {stock} of its own, in `tasks/<task>/`."
+                if self.tasks
+                else f"One shared encoder with a head per task, exported in the `{self.export.format}` format."
+            )
+        else:
+            exported = f"Exported in the `{self.export.format}` format ({self.pipeline_tag()})."
+        return f"{what} with {method}{tasks}: pruning {self._sparsity_text()}. {exported}{unknown_base}"
 
     def _summary_rows(self) -> list[list[str]]:
         report = self.export.report
@@ -414,15 +464,27 @@ class Facts:
                 "Size (dense → this export)",
                 f"{_bytes(report.get('bytes_before'))} → {_bytes(report.get('bytes_after'))}",
             ],
-            ["Architecture", f"`{self.architecture}`" if self.architecture else UNKNOWN],
-            ["Pipeline", self.pipeline_tag()],
+            ["Architecture", self._architecture_text()],
+            ["Pipeline", self.pipeline_tag() or "none: one encoder with a head per task (see Per-task models)"],
             ["License", license_text],
             ["Language", _join(self.language) if self.language else NOT_RECORDED],
             ["Training data", _join(self.datasets) if self.datasets else NOT_RECORDED],
         ]
-        if self.mixture:
-            rows.append(["Tasks", ", ".join(f"`{task}`" for task in self.mixture)])
+        names = list(self.mixture or {}) or [task.name for task in self.tasks]
+        if names:
+            rows.append(["Tasks", ", ".join(f"`{task}`" for task in names)])
+        if self.part:
+            rows.append(
+                ["Multitask export", f"task `{self.part.task}` of [the multitask export]({self.part.up}README.md)"]
+            )
         return _cells(rows)
+
+    def _architecture_text(self) -> str:
+        if not self.architecture:
+            return UNKNOWN
+        if self.multitask_model:
+            return f"`{self.architecture}` (hf_prune.multitask: one encoder, a head per task)"
+        return f"`{self.architecture}`"
 
     def _settings_rows(self) -> list[list[str]]:
         hidden = {"hf_prune_config_version", "method"}
@@ -569,8 +631,14 @@ class Facts:
         return _cells(rows)
 
     def _load_sections(self) -> list[tuple[str, str]]:
-        repo = self.repo_id or f"<your-username>/{self.model_name}"
+        repo = self._repo()
         fmt = self.export.format
+        if self.multitask_model and fmt != "masks":
+            spec = self.export.model_config.get("hf_prune_multitask") or {}
+            order = [str(t.get("name")) for t in spec.get("tasks") or [] if isinstance(t, Mapping)]
+            return multitask_load_sections(repo, self.tasks, fmt, order or [t.name for t in self.tasks])
+        if self.part:
+            return task_load_sections(repo, self.part, self.architecture, fmt)
         model_class = self.architecture or "the saved class"
         hf_prune_code = f'import hf_prune  # pip install hf-prune\n\nmodel = hf_prune.load_pruned("{repo}")'
         if fmt == "masks":
@@ -591,7 +659,7 @@ class Facts:
             ]
         sections = []
         if fmt == "dense":
-            auto = _auto_class(self.architecture)
+            auto = auto_class(self.architecture)
             sections.append(
                 (
                     "With transformers (the pruned weights are exact zeros):",
@@ -611,10 +679,12 @@ class Facts:
         return sections
 
     def _load_note(self) -> str:
+        if self.part or (self.multitask_model and self.tasks):
+            return load_note(self.repo_id, self._repo(), self.export.format, part=self.part)
         if self.repo_id:
             return f"`{self.repo_id}` may also be the local export folder."
         return (
-            f"`<your-username>/{self.model_name}` stands for the repo this model is published under (the card was "
+            f"`{self._repo()}` stands for the repo this model is published under (the card was "
             f"written without `CardInfo(repo_id=...)`); a local export folder works too."
         )
 
@@ -628,6 +698,11 @@ class Facts:
         else:
             first = _FORMAT_LIMITATIONS.get(self.export.format, f"Export format `{self.export.format}`.")
         lines = [first]
+        if self.multitask_model:
+            lines.append(
+                "The shared model is a `MultitaskModel`, which only hf_prune loads; transformers alone loads the "
+                "per-task models."
+            )
         lines.append(
             "Evaluated only on the tasks listed above; pruning can change behaviour on other inputs more than "
             "dense fine-tuning does."
@@ -651,10 +726,6 @@ class Facts:
 
 
 # --- small helpers -------------------------------------------------------------------------------
-
-
-def _unique(items: Any) -> list[str]:
-    return list(dict.fromkeys(str(item) for item in items if item))
 
 
 def _is_hub_id(ref: str) -> bool:
@@ -718,14 +789,6 @@ def _base_card_data(hub_id: str | None, revision: str | None) -> _Inherited:
     return _Inherited(language=language)
 
 
-def _auto_class(architecture: str) -> str:
-    """The ``transformers`` Auto class that loads ``architecture`` (``AutoModel`` for a bare encoder)."""
-    import transformers
-
-    head = architecture[architecture.find("For") :] if "For" in architecture else ""
-    return f"AutoModel{head}" if head and hasattr(transformers, f"AutoModel{head}") else "AutoModel"
-
-
 def _format_description(name: str) -> str:
     from .formats import get_format
     from .formats.registry import UnknownFormatError
@@ -740,153 +803,3 @@ def _hf_prune_version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _pruned_count(report: Mapping[str, Any]) -> int | str:
-    names = report.get("pruned_weights") or report.get("saved_sparsity_per_matrix") or report.get("per_matrix")
-    return len(names) if isinstance(names, (list, Mapping)) else UNKNOWN
-
-
-def _model_sparsity(report: Mapping[str, Any], export_format: str) -> str:
-    if export_format == "masks" and report.get("saved_model_sparsity") is None:
-        return "not measured (the export holds no weights)"
-    return _pct(report.get("saved_model_sparsity"), default="not measured")
-
-
-def _matrix_sizes(export: Export, names: Sequence[str]) -> dict[str, int]:
-    """Number of weights of each named matrix, from what the export records (no weights are read)."""
-    sizes: dict[str, int] = {}
-    for module, entry in _ranks(export.report).items():
-        if isinstance(entry.get("dense_params"), int):
-            sizes[f"{module}.weight"] = int(entry["dense_params"])
-    for key in ("encoded_tensors", "masked_tensors"):
-        entries = export.manifest.get(key)
-        if not isinstance(entries, Mapping):
-            continue
-        for stored, entry in entries.items():
-            shape = entry.get("shape") if isinstance(entry, Mapping) else None
-            if isinstance(shape, list):
-                # masks store backbone-relative keys (``encoder.layer.0...``); the report, full names
-                for name in names:
-                    if name == stored or name.endswith("." + str(stored)):
-                        sizes[name] = math.prod(int(d) for d in shape)
-    missing = [name for name in names if name not in sizes]
-    if missing:
-        sizes.update(_safetensors_sizes(export, missing))
-    return sizes
-
-
-def _safetensors_sizes(export: Export, names: Sequence[str]) -> dict[str, int]:
-    """Shapes from the headers of a dense export's safetensors files (memory-mapped, no data read)."""
-    from safetensors import SafetensorError, safe_open
-
-    files = export.manifest.get("weights_files")
-    sizes: dict[str, int] = {}
-    for file in files if isinstance(files, list) else []:
-        path = os.path.join(export.folder, str(file))
-        if not os.path.isfile(path):
-            continue
-        try:
-            with safe_open(path, framework="pt") as handle:
-                keys = set(handle.keys())
-                for name in names:
-                    if name in keys:
-                        sizes[name] = math.prod(handle.get_slice(name).get_shape())
-        except (SafetensorError, OSError):
-            continue
-    return sizes
-
-
-def _layer_mean(values: Sequence[float], names: Sequence[str], sizes: Mapping[str, int] | None) -> float | None:
-    if not values:
-        return None
-    if sizes is None:
-        return sum(values) / len(values)
-    weights = [sizes[_weight_key(name, sizes)] for name in names]
-    return sum(v * w for v, w in zip(values, weights)) / max(sum(weights), 1)
-
-
-def _weight_key(name: str, sizes: Mapping[str, int]) -> str:
-    """The key of ``sizes`` for a grid name (grid names drop ``.weight``)."""
-    for key in (name, f"{name}.weight"):
-        if key in sizes:
-            return key
-    return next(key for key in sizes if key.removesuffix(".weight").endswith(name))
-
-
-def _rank_value(key: str, value: Any) -> str:
-    if key.endswith("fraction"):
-        return _pct(value)
-    return _int(value) if isinstance(value, int) and not isinstance(value, bool) else _value(value)
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _rank_cell(entry: Mapping[str, Any] | None) -> str:
-    if entry is None:
-        return "not pruned"
-    cell = f"{entry.get('rank')} / {entry.get('full_rank', UNKNOWN)}"
-    return cell + " (dense)" if entry.get("form") == "dense" else cell
-
-
-def _pct(value: Any, default: str = NOT_RECORDED) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        return default
-    return f"{float(value):.1%}"
-
-
-def _int(value: Any) -> str:
-    return f"{int(value):,}" if isinstance(value, (int, float)) and not isinstance(value, bool) else NOT_RECORDED
-
-
-def _bytes(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return NOT_RECORDED
-    size, unit = float(value), "B"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            break
-        size /= 1024
-    return f"{int(value):,} B" if unit == "B" else f"{size:.1f} {unit}"
-
-
-def _change(before: Any, after: Any) -> str:
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (before, after))
-    if not numbers or not before:
-        return "not recorded"
-    return f"{(after - before) / before:+.1%} (×{after / before:.3g})"
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return NOT_RECORDED
-    return f"{float(value):.4g}"
-
-
-def _value(value: Any) -> str:
-    """A setting's value as a table cell."""
-    if value is None:
-        return "not set"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(f"`{item}`" for item in value) or "none"
-    if isinstance(value, Mapping):
-        return f"`{json.dumps(value, sort_keys=True)}`"
-    return f"`{value}`" if isinstance(value, str) else str(value)
-
-
-def _join(value: str | Sequence[str]) -> str:
-    return value if isinstance(value, str) else ", ".join(value)
-
-
-def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
-    """Rows of table cells that cannot break a markdown table: no "|" or line break, never empty."""
-    return [
-        [str(cell).replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip() or NOT_RECORDED for cell in row]
-        for row in rows
-    ]

@@ -195,8 +195,11 @@ class CardInfo:
                 raise InvalidConfigError(f"CardInfo.repo_id={self.repo_id!r} is not a Hub repo id: {err}") from None
 
     def for_task(self, task: str) -> CardInfo:
-        """The card of one task's model cut from a multitask export: only ``task``'s results,
-        and a model name and repo id that say which task it is.
+        """The card of one task's model cut from a multitask export: only ``task``'s results, and
+        a model name that says which task it is. The repo id stays the multitask export's: the
+        task's model is its folder ``tasks/<task>`` there, and its card loads it with
+        ``subfolder=``; the card also says which multitask export it belongs to (read from the
+        export itself, see :mod:`hf_prune.card_multitask`).
 
         Example:
             >>> info = CardInfo(model_name="minilm-mix", task_mixture={"a": 1, "b": 1}, eval_results=[
@@ -213,8 +216,6 @@ class CardInfo:
             datasets=None,
             task_mixture=None,
             mixture_sampling=None,
-            notes=(self.notes + "\n\n" if self.notes else "")
-            + f"The {task!r} model of a multitask export: its encoder is shared, bit for bit, by every task's model.",
         )
 
 

@@ -11,17 +11,29 @@ Four templates ship in the package (``hf_prune/model_cards/templates/``, linked 
 ``model_cards/`` at the repository root), chosen from the export unless ``template=`` names one:
 
 * ``masks``: a masks-only export (the format is ``masks``): a sparsity pattern, no weights;
-* ``multitask``: a task mixture is known (``CardInfo.task_mixture``, or ``task_mixture`` in the
-  report or manifest): one encoder pruned on several tasks, with per-task results;
+* ``multitask``: the top level of a ``MultitaskModel`` export (its report lists the per-task
+  models under ``tasks/``), or a task mixture is known (``CardInfo.task_mixture``, or
+  ``task_mixture`` in the report or manifest): one encoder pruned on several tasks, with a table
+  of the per-task models, the mixture, per-task results, and the code that loads each task's model;
 * ``rank``: the report has per-matrix ranks (rank pruning): kept rank per matrix;
-* ``single_task``: everything else.
+* ``single_task``: everything else, including each task's own model of a multitask export
+  (``tasks/<name>/``), whose card says which multitask export it belongs to and links back to it.
+
+For a multitask export, :func:`write_card` on its top level also (re)writes the card of every
+task's model, from ``info.for_task(name)``: only then are all the task folders there, so each
+task's card can list its sibling tasks (``save_pruned`` writes the task folders first).
 
 Metadata decisions (the templates repeat them where they apply):
 
 * ``library_name``: ``transformers`` for exports with weights (dense loads with plain
   ``from_pretrained``; compact and factored carry ``hf_prune_loader.py`` and an ``auto_map``, so
   ``from_pretrained(..., trust_remote_code=True)`` loads them, and the ``custom_code`` tag makes
-  the Hub's snippet say so); ``hf-prune`` for masks, which only hf_prune can apply.
+  the Hub's snippet say so); ``hf-prune`` for masks, which only hf_prune can apply, and for the
+  shared model of a multitask export (a ``MultitaskModel``: ``AutoModel.from_pretrained`` would
+  load a bare encoder with fresh weights, and the Hub's transformers snippet would do just that).
+* ``pipeline_tag``: from the architecture's head; none for the shared model of a multitask export
+  (no pipeline runs one encoder with several heads and per-row task ids; each task's model under
+  ``tasks/`` carries its own, ``text-classification``).
 * ``base_model_relation``: the Hub knows ``adapter``, ``merge``, ``quantized``, ``finetune``, and
   no ``pruned``. Exports with weights say ``finetune`` (their weights were trained on the task
   while pruning; ``quantized`` would list them among the base model's quantizations). Masks
@@ -107,6 +119,8 @@ _FIELD_HINTS = {
     "base_model": "pass CardInfo(base_model='owner/name') (a masks export records it when the model was loaded "
     "with from_pretrained)",
     "task_mixture": "pass CardInfo(task_mixture={'task': weight, ...}) with the tasks the encoder was pruned on",
+    "tasks": "export a MultitaskModel with save_pruned (its report then lists the per-task models), or pass "
+    "CardInfo(task_mixture={'task': weight, ...}) with the tasks the encoder was pruned on",
     "ranks": "pruning_report.json has no per-matrix ranks ('per_matrix'); use this template for rank-pruned "
     "exports only",
     "eval_results": "pass CardInfo(eval_results=[TaskResult(...), ...])",
@@ -143,7 +157,8 @@ def write_card(
     (``sparsity_per_layer.png``; kept rank per matrix for rank pruning) needs matplotlib: without
     it the card says the plot was not drawn. When the export's manifest lists its files, the
     card's files are added to it, so ``push_pruned`` uploads them and a later re-export into the
-    folder replaces them (a card describes one export).
+    folder replaces them (a card describes one export). For the top level of a multitask export, the
+    card of every task's model (``tasks/<name>/README.md``) is rewritten too, from ``info.for_task(name)``.
 
     Raises:
         MissingExportFileError: ``folder`` is not an hf_prune export (no ``pruning_report.json``).
@@ -181,6 +196,11 @@ def write_card(
     os.replace(staging, path)  # a reader never sees a half-written card
     _list_in_manifest(export, [README_FILE_NAME, *([plot_file] if plot_file else [])])
     logger.info("Wrote the %s model card %s", template_name, path)
+    for task in facts.tasks:
+        # Now that every task folder is there, each task's card can list (and link) its siblings.
+        task_folder = os.path.join(export.folder, *task.folder.split("/"))
+        if os.path.isfile(os.path.join(task_folder, REPORT_FILE_NAME)):
+            write_card(task_folder, info.for_task(task.name))
     return path
 
 

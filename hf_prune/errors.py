@@ -80,3 +80,11 @@ class UnknownTaskError(InvalidConfigError, KeyError):
 
 class DataFileNotFoundError(HfPruneError, FileNotFoundError):
     """A data file a task reads (csv / json / parquet) that does not exist."""
+
+
+class TeacherMismatchError(InvalidConfigError):
+    """A distillation teacher that does not fit the student (class counts, tasks, layers, hidden size)."""
+
+
+class DistillationSetupError(HfPruneError, RuntimeError):
+    """Distillation wired into a Trainer incompletely (the callback without its loss, or the reverse)."""

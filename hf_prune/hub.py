@@ -9,7 +9,9 @@ format's weights) are deleted in that commit. The commit names the head it was b
 commit the client retries after losing its answer never lands twice. Failures (Hub unreachable,
 5xx, timeout, bad token, no write access) raise :class:`HubPushError` naming the repo and what to
 do; the local export is only read, so it stays complete, and pushing again uploads what is
-missing. Tokens never appear in messages.
+missing. Tokens never appear in messages. ``run_as_future=True`` pushes in the background and
+returns a ``Future`` at once (what ``Trainer.push_to_hub(blocking=False)`` returns), after the
+same checks of the folder.
 
 Load it back with ``hf_prune.load_pruned(repo_id, revision=...)`` (every format), or for the
 dense format with plain ``AutoModel*.from_pretrained(repo_id)``.
@@ -17,6 +19,7 @@ dense format with plain ``AutoModel*.from_pretrained(repo_id)``.
 Example:
     >>> # push_pruned("outputs/demo", "me/minilm-rpp-80", private=True)
     >>> # model = hf_prune.load_pruned("me/minilm-rpp-80")
+    >>> # future = push_pruned("outputs/demo", "me/minilm-rpp-80", run_as_future=True); future.result()
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import glob
 import json
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import HfPruneError, InvalidConfigError
@@ -103,8 +109,9 @@ def push_pruned(
     commit_message: str | None = None,
     endpoint: str | None = None,
     delete_patterns: list[str] | None = None,
+    run_as_future: bool = False,
 ) -> Any:
-    """Push an export folder to the Hub in one commit; returns the ``CommitInfo``.
+    """Push an export folder to the Hub in one commit; returns the ``CommitInfo`` (or its ``Future``).
 
     When the repo already holds these files unchanged, no commit is made (the returned info is
     then the repo's latest commit). Files of the export the repo held before (listed in its
@@ -125,6 +132,14 @@ def push_pruned(
         endpoint: Another Hub endpoint (default: ``HF_ENDPOINT`` or huggingface.co).
         delete_patterns: Remote files matching these are deleted in the same commit unless the
             export writes them (the trainer removes the checkpoint files it pushed during training).
+        run_as_future: Push in the background (as ``huggingface_hub``'s ``run_as_future=True``
+            and ``Trainer.push_to_hub(blocking=False)`` do) and return a
+            ``concurrent.futures.Future`` of the ``CommitInfo`` at once. The repo id and the
+            folder are still checked before this returns; a Hub failure is raised by
+            ``future.result()`` as :class:`HubPushError`. Background pushes run one at a time, in
+            the order they were asked for, and are finished before the interpreter exits. Leave
+            the folder unchanged until the push is done: the files are read when they are sent
+            (the folder is checked again just before).
 
     Raises:
         InvalidConfigError: an invalid repo id.
@@ -135,82 +150,128 @@ def push_pruned(
 
     Example:
         >>> # url = push_pruned("outputs/demo", "me/minilm-rpp-80")
+        >>> # future = push_pruned("outputs/demo", "me/minilm-rpp-80", run_as_future=True)
+        >>> # ... keep working ...; commit = future.result()
     """
-    import httpx2
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
     check_repo_id(repo_id)
-    manifest = verify_export(folder)
-    report = read_report(folder)
-    message = commit_message or (
-        f"Upload pruned model ({report.get('method')}, {manifest['format']}, sparsity "
-        f"{float(report.get('saved_sparsity') or 0.0):.3f})"
-    )
-    files = list(manifest.get("files") or sorted(os.listdir(folder)))
-    api = HfApi(endpoint=endpoint, token=token)
-    where = f"{repo_id}" + (f"@{revision}" if revision else "")
-    secret = token if isinstance(token, str) else None
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision is not None:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-            head = api.repo_info(repo_id, revision=revision).sha
-            stale = [glob.escape(name) for name in _previous_files(api, repo_id, head) if name not in files]
-            try:
-                commit = api.upload_folder(
-                    repo_id=repo_id,
-                    folder_path=os.fspath(folder),
-                    revision=revision,
-                    commit_message=message,
-                    allow_patterns=files,
-                    delete_patterns=[*(delete_patterns or []), *stale] or None,
-                    parent_commit=head,
+    if not isinstance(run_as_future, bool):
+        raise InvalidConfigError(f"run_as_future={run_as_future!r} must be True or False.")
+    verify_export(folder)
+    push = _Push(os.fspath(folder), repo_id, revision, private, token, commit_message, endpoint, delete_patterns)
+    if not run_as_future:
+        return push.run()
+    return _background().submit(push.run_checked)
+
+
+_BACKGROUND: ThreadPoolExecutor | None = None
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def _background() -> ThreadPoolExecutor:
+    """One worker for every background push: pushes run in order, never two at once (two commits
+    racing for one branch would only make each other retry), as ``HfApi.run_as_future`` does."""
+    global _BACKGROUND
+    with _BACKGROUND_LOCK:
+        if _BACKGROUND is None:
+            _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf_prune-push")
+        return _BACKGROUND
+
+
+@dataclass(frozen=True)
+class _Push:
+    """One push of a checked export folder: what :func:`push_pruned` does after its checks."""
+
+    folder: str
+    repo_id: str
+    revision: str | None
+    private: bool | None
+    token: str | bool | None
+    commit_message: str | None
+    endpoint: str | None
+    delete_patterns: list[str] | None
+
+    def run_checked(self) -> Any:
+        """:meth:`run` after checking the folder again (a background push starts later: the
+        folder may have changed or gone since, which must not read as a Hub failure)."""
+        verify_export(self.folder)
+        return self.run()
+
+    def run(self) -> Any:
+        import httpx2
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        folder, repo_id, revision, token = self.folder, self.repo_id, self.revision, self.token
+        manifest = read_manifest(folder) or {}
+        report = read_report(folder)
+        message = self.commit_message or (
+            f"Upload pruned model ({report.get('method')}, {manifest.get('format')}, sparsity "
+            f"{float(report.get('saved_sparsity') or 0.0):.3f})"
+        )
+        files = list(manifest.get("files") or sorted(os.listdir(folder)))
+        api = HfApi(endpoint=self.endpoint, token=token)
+        where = f"{repo_id}" + (f"@{revision}" if revision else "")
+        secret = token if isinstance(token, str) else None
+        try:
+            api.create_repo(repo_id, private=self.private, exist_ok=True)
+            if revision is not None:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+                head = api.repo_info(repo_id, revision=revision).sha
+                stale = [glob.escape(name) for name in _previous_files(api, repo_id, head) if name not in files]
+                try:
+                    commit = api.upload_folder(
+                        repo_id=repo_id,
+                        folder_path=folder,
+                        revision=revision,
+                        commit_message=message,
+                        allow_patterns=files,
+                        delete_patterns=[*(self.delete_patterns or []), *stale] or None,
+                        parent_commit=head,
+                    )
+                    break
+                except HfHubHTTPError as err:
+                    if _status(err) != 412 or attempt == _COMMIT_ATTEMPTS:
+                        raise
+                    # The branch moved since `head`: our own commit, completed after the client gave
+                    # up on it, or someone else's. Build on the new head; unchanged files are skipped.
+                    logger.info("%s moved while pushing; pushing again onto its new head.", where)
+        except HfHubHTTPError as err:
+            raise HubPushError(_scrub(_explain(err, where), secret)) from None
+        except OfflineModeIsEnabled:
+            raise HubPushError(
+                f"Pushing to {where} failed: HF_HUB_OFFLINE=1 is set, so nothing may be sent to the Hub; unset it "
+                f"and push again. The local export is unchanged."
+            ) from None
+        except httpx2.TimeoutException as err:
+            raise HubPushError(
+                _scrub(
+                    f"Pushing to {where} failed: the Hub did not answer in time ({type(err).__name__}: "
+                    f"{_first_line(err)}), even after the client's retries. The local export is unchanged; pushing "
+                    f"again uploads only what is missing (a commit the Hub completed after the timeout is not made "
+                    f"twice).",
+                    secret,
                 )
-                break
-            except HfHubHTTPError as err:
-                if _status(err) != 412 or attempt == _COMMIT_ATTEMPTS:
-                    raise
-                # The branch moved since `head`: our own commit, completed after the client gave
-                # up on it, or someone else's. Build on the new head; unchanged files are skipped.
-                logger.info("%s moved while pushing; pushing again onto its new head.", where)
-    except HfHubHTTPError as err:
-        raise HubPushError(_scrub(_explain(err, where), secret)) from None
-    except OfflineModeIsEnabled:
-        raise HubPushError(
-            f"Pushing to {where} failed: HF_HUB_OFFLINE=1 is set, so nothing may be sent to the Hub; unset it and "
-            f"push again. The local export is unchanged."
-        ) from None
-    except httpx2.TimeoutException as err:
-        raise HubPushError(
-            _scrub(
-                f"Pushing to {where} failed: the Hub did not answer in time ({type(err).__name__}: "
-                f"{_first_line(err)}), even after the client's retries. The local export is unchanged; pushing "
-                f"again uploads only what is missing (a commit the Hub completed after the timeout is not made "
-                f"twice).",
-                secret,
-            )
-        ) from None
-    except (httpx2.HTTPError, OSError) as err:  # connection refused, DNS, TLS, ...
-        raise HubPushError(
-            _scrub(
-                f"Pushing to {where} failed: the Hub at {api.endpoint} cannot be reached ({type(err).__name__}: "
-                f"{_first_line(err)}). Check the network and HF_ENDPOINT, then push again; the local export is "
-                f"unchanged, and pushing again uploads only what is missing.",
-                secret,
-            )
-        ) from None
-    except ValueError as err:  # the client refused an answer or an argument
-        raise HubPushError(
-            _scrub(
-                f"Pushing to {where} failed ({type(err).__name__}: {_first_line(err)}). The local export is "
-                f"unchanged; pushing again uploads only what is missing.",
-                secret,
-            )
-        ) from None
-    logger.info("Pushed %s to %s (%s)", folder, where, getattr(commit, "commit_url", None))
-    return commit
+            ) from None
+        except (httpx2.HTTPError, OSError) as err:  # connection refused, DNS, TLS, ...
+            raise HubPushError(
+                _scrub(
+                    f"Pushing to {where} failed: the Hub at {api.endpoint} cannot be reached ({type(err).__name__}: "
+                    f"{_first_line(err)}). Check the network and HF_ENDPOINT, then push again; the local export is "
+                    f"unchanged, and pushing again uploads only what is missing.",
+                    secret,
+                )
+            ) from None
+        except ValueError as err:  # the client refused an answer or an argument
+            raise HubPushError(
+                _scrub(
+                    f"Pushing to {where} failed ({type(err).__name__}: {_first_line(err)}). The local export is "
+                    f"unchanged; pushing again uploads only what is missing.",
+                    secret,
+                )
+            ) from None
+        logger.info("Pushed %s to %s (%s)", folder, where, getattr(commit, "commit_url", None))
+        return commit
 
 
 # One push, then up to two more when the branch moved under it (HTTP 412).

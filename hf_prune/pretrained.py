@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 from .errors import DataUnavailableError
 
@@ -39,7 +40,14 @@ def base_model_id(model: object) -> tuple[str | None, str | None]:
     """The Hub id (or local path) and revision a loaded model came from, from its config.
 
     A folder of a packaged model maps back to its Hub id, so exports of the main job name
-    ``sentence-transformers/all-MiniLM-L6-v2``, not a site-packages path.
+    ``sentence-transformers/all-MiniLM-L6-v2``, not a site-packages path. A snapshot folder of the
+    Hub cache (``.../models--owner--name/snapshots/<commit>``, what ``from_pretrained`` of a
+    ``snapshot_download`` path records) maps back to ``owner/name`` at that commit.
+
+    The revision is known only then (or where an older transformers set ``config._commit_hash``):
+    a model loaded by Hub id under transformers 5 records neither the commit it was loaded at nor
+    the revision asked for (``config._name_or_path`` is the id itself), so ``None`` is returned
+    and the base model is loaded at its default branch.
 
     Example:
         >>> from transformers import BertConfig
@@ -47,6 +55,9 @@ def base_model_id(model: object) -> tuple[str | None, str | None]:
         ...     config = BertConfig(name_or_path="bert-base-uncased")
         >>> base_model_id(Model())
         ('bert-base-uncased', None)
+        >>> Model.config = BertConfig(name_or_path="/cache/hub/models--me--tiny/snapshots/" + "ab" * 20)
+        >>> base_model_id(Model())
+        ('me/tiny', 'abababababababababababababababababababab')
     """
     config = getattr(model, "config", None)
     source = getattr(config, "_name_or_path", "") or ""
@@ -55,7 +66,39 @@ def base_model_id(model: object) -> tuple[str | None, str | None]:
         packaged = resolve_model_path(hub_id)
         if packaged != hub_id and source and os.path.abspath(source) == os.path.abspath(packaged):
             return hub_id, None
+    snapshot = hub_snapshot(source) if source else None
+    if snapshot is not None:
+        return snapshot
     return (source or None), (revision if isinstance(revision, str) else None)
+
+
+def hub_snapshot(path: str) -> tuple[str, str] | None:
+    """``(repo id, commit)`` when ``path`` is a model snapshot folder of the Hub cache, else ``None``.
+
+    The cache stores repo ``owner/name`` at ``<cache>/models--owner--name/snapshots/<commit>``
+    (repo ids cannot contain ``--``, so the name reads back unambiguously).
+
+    Example:
+        >>> hub_snapshot("/root/.cache/huggingface/hub/models--bert-base-uncased/snapshots/" + "0" * 40)
+        ('bert-base-uncased', '0000000000000000000000000000000000000000')
+        >>> hub_snapshot("./my-model") is None
+        True
+    """
+    parts = os.path.normpath(os.path.abspath(os.path.expanduser(path))).split(os.sep)
+    if len(parts) < 3 or parts[-2] != "snapshots" or not re.fullmatch(r"[0-9a-f]{40}", parts[-1]):
+        return None
+    kind, _, repo = parts[-3].partition("--")
+    if kind != "models" or not repo:
+        return None
+    repo_id = repo.replace("--", "/")
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return None
+    return repo_id, parts[-1]
 
 
 def check_model_available(name_or_path: str) -> str:
@@ -89,7 +132,7 @@ def check_model_available(name_or_path: str) -> str:
             f"model {name_or_path!r}: {where} is a file; model must be a local folder with config.json, or a "
             f"Hub id such as 'sentence-transformers/all-MiniLM-L6-v2'."
         )
-    if not _may_be_hub_id(path):
+    if not may_be_hub_id(path):
         relative = "" if os.path.isabs(path) else f" (a relative path starts from the current folder, {os.getcwd()})"
         raise DataUnavailableError(
             f"model {name_or_path!r}: the local folder {where} does not exist; check the path{relative}."
@@ -108,8 +151,13 @@ def check_model_available(name_or_path: str) -> str:
     return path
 
 
-def _may_be_hub_id(path: str) -> bool:
-    """Whether ``path`` is spelled like a Hub repo id (``name`` or ``owner/name``), not only a path."""
+def may_be_hub_id(path: str) -> bool:
+    """Whether ``path`` is spelled like a Hub repo id (``name`` or ``owner/name``), not only a path.
+
+    Example:
+        >>> may_be_hub_id("me/tiny-bert"), may_be_hub_id("./tiny-bert"), may_be_hub_id("/models/tiny-bert")
+        (True, False, False)
+    """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 

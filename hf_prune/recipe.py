@@ -27,6 +27,15 @@ from .cache import cache_root
 from .config import PruningConfig
 from .errors import InvalidConfigError, RecipeNotFoundError
 from .recipe_checks import FIELD_EXAMPLES, checked_training, conform, describe_value
+from .recipe_distillation import (
+    check_teacher,
+    dense_model_dir,
+    distillation_config,
+    has_dense_model,
+    parse_distillation,
+    save_dense_model,
+    uses_dense_teacher,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +83,9 @@ class Recipe:
         baseline_files: Result files (paths relative to the recipe file) that may hold a dense
             baseline measured with the same settings (a benchmark row with a matching
             ``settings_key``); used instead of retraining when the key matches.
+        distillation: Distil a dense teacher into the pruned model: ``teacher`` (a folder, Hub id,
+            or ``dense_baseline`` for the recipe's own dense baseline) and the other
+            :class:`~hf_prune.DistillationConfig` fields (see :mod:`hf_prune.recipe_distillation`).
 
     Example:
         >>> Recipe(model="m", task="movie_sentiment", pruning={"method": "rpp"}, max_length="abc")
@@ -94,6 +106,7 @@ class Recipe:
     export_format: str = "dense"
     name: str = "recipe"
     baseline_files: list[str] = field(default_factory=list)
+    distillation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # An empty YAML section (``training:`` with nothing under it) is None: the default.
@@ -115,6 +128,7 @@ class Recipe:
         self._check_pruning_method()
         self.training = checked_training(self.training)
         self._check_tasks()
+        self.distillation = parse_distillation(self.distillation)
 
     def _check_tasks(self) -> None:
         """Exactly one of ``task`` / ``tasks``, each entry well formed; the mixture checked."""
@@ -246,6 +260,7 @@ class Recipe:
             raise InvalidConfigError(f"Invalid training arguments in recipe {self.name!r}: {err}") from err
         try:
             check_model_available(self.model)
+            check_teacher(self.distillation)
         except DataUnavailableError as err:
             raise DataUnavailableError(f"recipe {self.name!r}: {err}") from None
         fix = "Change output_dir in the recipe, or pass --output-dir"
@@ -359,9 +374,10 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     task = recipe.task_objects()[0]
     run = TaskRun(recipe.model, task, recipe.max_length)
     results: dict[str, Any] = {"recipe": recipe.name, "model": recipe.model, "task": task.name}
-    if recipe.dense_baseline:
-        results["dense"] = _dense_baseline(recipe, run)
-    pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
+    distillation = _baseline_and_distillation(recipe, run, results)
+    pruned = run.train_and_evaluate(
+        recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config(), distillation
+    )
     card = _card_info(recipe, run, pruned.metrics, results.get("dense"))
     report = pruned.trainer.save_pruned(recipe.output_dir, format=recipe.export_format, card=card)
     if report is None:  # not the main process: the main process exports and writes results.json
@@ -385,9 +401,10 @@ def _run_multitask(recipe: Recipe) -> dict[str, Any]:
         "primary_metrics": primary_metrics(tasks),
         "mixture": recipe.task_mixture.to_dict(),
     }
-    if recipe.dense_baseline:
-        results["dense"] = _dense_baseline(recipe, run)
-    pruned = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config())
+    distillation = _baseline_and_distillation(recipe, run, results)
+    pruned = run.train_and_evaluate(
+        recipe.training_arguments(recipe.work_dir("checkpoints")), recipe.pruning_config(), distillation
+    )
     sizes = {name: len(split) for name, split in run.split("train").items()}
     shares = recipe.task_mixture.probabilities(sizes)
     card = CardInfo(
@@ -408,6 +425,19 @@ def _run_multitask(recipe: Recipe) -> dict[str, Any]:
     results["pruned"] = {**_pruned_summary(recipe, pruned, report), "tasks": report["tasks"]}
     _write_results(recipe, results)
     return results
+
+
+def _baseline_and_distillation(recipe: Recipe, run: Any, results: dict[str, Any]) -> Any:
+    """The dense baseline (into ``results["dense"]`` when the recipe asks for it; trained and kept
+    as the teacher for ``teacher: dense_baseline``), and the pruned run's DistillationConfig."""
+    if recipe.dense_baseline or uses_dense_teacher(recipe.distillation):
+        dense = _dense_baseline(recipe, run)
+        if recipe.dense_baseline:
+            results["dense"] = dense
+    distillation = distillation_config(recipe.distillation, recipe.baseline_key())
+    if distillation is not None:
+        results["distillation"] = distillation.to_dict()
+    return distillation
 
 
 def _pruned_summary(recipe: Recipe, pruned: Any, report: dict[str, Any]) -> dict[str, Any]:
@@ -481,11 +511,15 @@ def _cached_baseline(recipe: Recipe, user_cache: str) -> dict[str, Any] | None:
 
 def _dense_baseline(recipe: Recipe, run) -> dict[str, Any]:
     path = os.path.join(cache_root(), "baselines", f"{recipe.baseline_key()}.json")
+    # teacher: dense_baseline needs the model itself, not only its results.
+    model_dir = dense_model_dir(recipe.baseline_key()) if uses_dense_teacher(recipe.distillation) else None
     cached = _cached_baseline(recipe, path)
-    if cached is not None:
+    if cached is not None and (model_dir is None or has_dense_model(model_dir)):
         logger.info("Using the dense baseline measured with the same settings in %s", cached["source"])
         return cached
     dense = run.train_and_evaluate(recipe.training_arguments(recipe.work_dir("dense_checkpoints")), None)
+    if model_dir is not None:
+        save_dense_model(dense.trainer, model_dir)
     result = {
         "settings_key": recipe.baseline_key(),
         "recipe": recipe.name,

@@ -69,6 +69,7 @@ FIELD_EXAMPLES = {
     "export_format": "dense",
     "name": "my_recipe",
     "baseline_files": "[results/dense.json]",
+    "distillation": "{teacher: dense_baseline, alpha: 0.5, temperature: 2.0}",
 }
 
 

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from .config import PruningConfig
+from .distillation import DistillationConfig
 from .measure import parameter_counts
 from .pretrained import resolve_model_path
 from .progress import use_readable_progress
@@ -81,10 +82,12 @@ class TaskRun:
             **kwargs,
         )
 
-    def train_and_evaluate(self, args, pruning: PruningConfig | None) -> RunOutcome:
-        """Train a fresh model (pruned when ``pruning`` is given), then evaluate on the test split
-        (metrics keyed ``eval_<metric>``)."""
-        trainer = self.trainer(args, pruning)
+    def train_and_evaluate(
+        self, args, pruning: PruningConfig | None, distillation: DistillationConfig | None = None
+    ) -> RunOutcome:
+        """Train a fresh model (pruned when ``pruning`` is given, distilling from a teacher when
+        ``distillation`` is), then evaluate on the test split (metrics keyed ``eval_<metric>``)."""
+        trainer = self.trainer(args, pruning, distillation=distillation)
         use_readable_progress(trainer)
         start = time.perf_counter()
         trainer.train()

@@ -39,6 +39,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .callback import PruningCallback, PruningSpec
 from .checkpointing import check_state_matches, save_method_state
+from .distillation import DistillationCallback, DistillationConfig
 from .errors import InvalidConfigError, MissingPruningStateError
 from .export import save_pruned
 from .export_folder import ExportTargetError
@@ -54,6 +55,9 @@ class PruningTrainerMixin:
         pruning: A pruning config (``RPPConfig``, ``MagnitudeConfig``, ...), a method object, or a
             function ``trial -> config`` (see :class:`PruningCallback`); ``None`` leaves the
             Trainer as it is.
+        distillation: A :class:`~hf_prune.DistillationConfig`: distil a dense teacher into the
+            model while it is pruned (a :class:`~hf_prune.DistillationCallback` that is also the
+            Trainer's ``compute_loss_func``, exactly as on the stock-Trainer path). ``None``: off.
         *args, **kwargs: Passed to the Trainer.
 
     Example:
@@ -73,11 +77,27 @@ class PruningTrainerMixin:
     processing_class: Any
     state: Any
 
-    def __init__(self, *args: Any, pruning: PruningSpec | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        pruning: PruningSpec | None = None,
+        distillation: DistillationConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.pruning_callback: PruningCallback | None = None
+        self.distillation_callback: DistillationCallback | None = None
         if pruning is not None:
             self.pruning_callback = PruningCallback(pruning, log_stats=False, save_state_on_save=False)
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.pruning_callback]
+        if distillation is not None:
+            if kwargs.get("compute_loss_func") is not None:
+                raise InvalidConfigError(
+                    "distillation= and compute_loss_func= both set the training loss; drop compute_loss_func (the "
+                    "distillation loss includes the task loss), or drop distillation."
+                )
+            self.distillation_callback = DistillationCallback(distillation, log_stats=False)
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.distillation_callback]
+            kwargs["compute_loss_func"] = self.distillation_callback
         super().__init__(*args, **kwargs)
 
     @property
@@ -113,6 +133,8 @@ class PruningTrainerMixin:
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if self.pruning_callback is not None and "loss" in logs:
             logs.update(self.pruning_callback.prefixed_stats())
+        if self.distillation_callback is not None and "loss" in logs:
+            logs.update(self.distillation_callback.prefixed_stats())
         super().log(logs, *args, **kwargs)  # type: ignore[misc]
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -215,6 +237,8 @@ class PruningTrainer(PruningTrainerMixin, Trainer):
     Args:
         pruning: A pruning config (``RPPConfig``, ``MagnitudeConfig``, ...), a method object, or a
             function ``trial -> config``; ``None`` gives a plain Trainer.
+        distillation: A :class:`~hf_prune.DistillationConfig` to distil a dense teacher while
+            pruning; ``None``: off.
         *args, **kwargs: Passed to ``transformers.Trainer``.
 
     Example:
@@ -223,19 +247,28 @@ class PruningTrainer(PruningTrainerMixin, Trainer):
         (['model', 'args'], True)
     """
 
-    def __init__(self, *args: Any, pruning: PruningSpec | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, pruning=pruning, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        pruning: PruningSpec | None = None,
+        distillation: DistillationConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, pruning=pruning, distillation=distillation, **kwargs)
 
 
 def _signature_with_pruning(base: type) -> inspect.Signature:
-    """``base.__init__``'s signature plus the keyword-only ``pruning`` (for help() and IDEs)."""
+    """``base.__init__``'s signature plus the keyword-only ``pruning`` and ``distillation`` (for help() and IDEs)."""
     signature = inspect.signature(getattr(base, "__init__"))  # noqa: B009  (mypy: no __init__ on instances)
     parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     pruning = inspect.Parameter(
         "pruning", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="PruningSpec | None"
     )
+    distillation = inspect.Parameter(
+        "distillation", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="DistillationConfig | None"
+    )
     tail = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
-    return signature.replace(parameters=[*parameters, pruning, *tail])
+    return signature.replace(parameters=[*parameters, pruning, distillation, *tail])
 
 
 # help(PruningTrainer) and IDEs show every Trainer argument, not just *args/**kwargs.

@@ -149,6 +149,29 @@ def test_load_pruned_of_a_missing_folder_says_so(tmp_path, monkeypatch):
         load_pruned(str(tmp_path / "missing"))
 
 
+def test_a_masks_export_whose_local_base_model_moved_says_where_it_was(tmp_path):
+    from transformers import BertForSequenceClassification
+
+    from hf_prune.errors import DataUnavailableError
+
+    base = tmp_path / "my-base-model"
+    tiny_bert().save_pretrained(base)
+    model = BertForSequenceClassification.from_pretrained(base)
+    method = create_method(MagnitudeConfig(**MAGNITUDE))
+    method.attach(model)
+    method.begin(4)
+    for step in range(1, 5):
+        method.step(step)
+    save_pruned(model, tmp_path / "masks", method, format="masks")
+    base.rename(tmp_path / "moved")
+
+    # Not transformers' "Repo id must be in the form 'repo_name'" OSError: the export and its base named.
+    with pytest.raises(DataUnavailableError, match="is a masks export.*my-base-model.*put that model there again"):
+        load_pruned(tmp_path / "masks")
+    (tmp_path / "moved").rename(base)
+    assert int((load_pruned(tmp_path / "masks").bert.encoder.layer[0].attention.self.query.weight == 0).sum()) > 0
+
+
 def test_save_pruned_before_training_warns_that_metrics_describe_the_dense_model(tmp_path, dataset, caplog):
     trainer = PruningTrainer(
         model=tiny_bert(), args=training_args(tmp_path / "run"), train_dataset=dataset, pruning=MagnitudeConfig()

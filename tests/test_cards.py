@@ -1,13 +1,16 @@
 """Model cards (hf_prune.cards): the four templates render, parse back with huggingface_hub, and fail clearly.
 
-Single-task (compact) and rank (factored) cards are written for real exports of a tiny model;
-the multitask and masks cards from hand-made export folders laid out as those exports will be
-(a mixture recorded by CardInfo; a manifest with base model + revision and no weights). No test
-touches the network: ``ModelCard.load`` reads the local README.
+Single-task (compact), rank (factored) and multitask cards (the shared model's and each task's)
+are written for real exports of tiny models; a multitask card of a bare encoder and the masks
+card from hand-made export folders (a mixture recorded by CardInfo; a manifest with base model +
+revision and no weights). The loading code of the multitask cards is run as printed: on the
+local export folder, and against the local test Hub (``tests/hub_server.py``). No test touches
+the network: ``ModelCard.load`` reads the local README.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,11 +20,15 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import BertConfig, BertForSequenceClassification
 
-from hf_prune import MagnitudeConfig, RankConfig, create_method, save_pruned
+from hf_prune import MagnitudeConfig, RankConfig, create_method, load_pruned, save_pruned
 from hf_prune.card_plot import PLOT_FILE_NAME
 from hf_prune.cards import TEMPLATE_NAMES, CardInfo, MissingCardFieldError, TaskResult, read_template, write_card
 from hf_prune.errors import InvalidConfigError
 from hf_prune.formats import MissingExportFileError
+from hf_prune.multitask import MultitaskModel
+
+from .common import MULTITASK_HEADS, tiny_multitask
+from .hub_server import USER, HubServer
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 KINDS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense")
@@ -142,12 +149,12 @@ def load(path: str) -> ModelCard:
     return ModelCard.load(path)  # a local file: no network
 
 
-def check_common(card: ModelCard, folder: str, *, method: str) -> None:
+def check_common(card: ModelCard, folder: str, *, method: str, pipeline: bool = True) -> None:
     """What every card must have: Hub metadata, the plot, loading code, citations, no empty slot."""
     data = card.data
     for tag in ("hf-prune", "pruned", "sparsity", method):
         assert tag in data.tags
-    assert data.pipeline_tag and data.license and data.library_name
+    assert bool(data.pipeline_tag) == pipeline and data.license and data.library_name
     assert "![" in card.text and f"]({PLOT_FILE_NAME})" in card.text
     assert os.path.getsize(os.path.join(folder, PLOT_FILE_NAME)) > 1000
     assert "arXiv:1909.12486" in card.text and "2112.05705" in card.text  # RPP and multitask papers
@@ -285,7 +292,7 @@ def test_template_missing_required_field_is_named(tmp_path) -> None:
     folder = hand_made_export(str(tmp_path / "x"), fmt="compact", method="rpp", layers=1)
     with pytest.raises(MissingCardFieldError, match="task_mixture") as err:
         write_card(folder, template="multitask")
-    assert err.value.field == "task_mixture" and isinstance(err.value, InvalidConfigError)
+    assert err.value.field == "tasks" and isinstance(err.value, InvalidConfigError)
     with pytest.raises(MissingCardFieldError, match="ranks"):
         write_card(folder, template="rank")
     custom = tmp_path / "custom.md"
@@ -344,3 +351,197 @@ def test_every_template_ships_in_the_package_and_in_model_cards() -> None:
         assert "{{ card_data }}" in text and "requires:" in text
         with open(os.path.join(root, "model_cards", "templates", f"{name}.md"), encoding="utf-8") as handle:
             assert handle.read() == text  # model_cards/templates is the package folder, linked
+
+
+# ------------------------------------------------------------------ multitask exports (MultitaskModel)
+MULTITASK_REPO = f"{USER}/tiny-multitask"
+TASKS = [head.name for head in MULTITASK_HEADS]
+
+
+def multitask_export(folder: str, fmt: str) -> str:
+    """A tiny MultitaskModel magnitude-pruned for a few steps on batches of both tasks, exported
+    with a card that knows its repo, mixture and per-task results."""
+    model = tiny_multitask()
+    method = create_method(MagnitudeConfig(target_sparsity=0.5, begin_step=0, end_step=2))
+    method.attach(model)
+    method.begin(10)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(1, 4):
+        inputs = torch.randint(3, 100, (4, 8), generator=generator)
+        task_ids = torch.tensor([0, 1, 0, 1])  # labels 0/1 fit both heads (2 and 3 classes)
+        model(input_ids=inputs, labels=torch.tensor([0, 1, 1, 0]), task_ids=task_ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        method.step(step, optimizer)
+    info = CardInfo(
+        base_model=MINILM,
+        repo_id=MULTITASK_REPO,
+        task_mixture={"sentiment": 2, "topic": 1},
+        eval_results=results(*TASKS),
+    )
+    save_pruned(model, folder, method, format=fmt, card=info)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def multitask_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("multitask-cards")
+    return {fmt: multitask_export(str(root / fmt), fmt) for fmt in ("dense", "compact")}
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def run_block(code: str) -> dict:
+    namespace: dict = {}
+    exec(compile(code, "<card snippet>", "exec"), namespace)  # the card's code, as printed
+    return namespace
+
+
+def task_logits(model: torch.nn.Module, task: str | None = None) -> torch.Tensor:
+    """Logits on a fixed batch: of a stock model, or of ``task`` through the shared MultitaskModel."""
+    inputs = torch.randint(3, 100, (3, 8), generator=torch.Generator().manual_seed(1))
+    extra = {}
+    if isinstance(model, MultitaskModel):
+        extra["task_ids"] = torch.full((3,), model.task_index(str(task)))
+    with torch.no_grad():
+        return model.eval()(input_ids=inputs, attention_mask=torch.ones_like(inputs), **extra).logits
+
+
+def check_task_models(models: dict, shared: MultitaskModel) -> None:
+    """A snippet's ``models`` are every task's stock model, each the shared model's task exactly."""
+    assert sorted(models) == sorted(TASKS)
+    for name, model in models.items():
+        assert type(model).__name__ == "BertForSequenceClassification"
+        assert model.config.num_labels == shared.task_head(name).num_labels
+        expected = task_logits(shared, name)[:, : model.config.num_labels]
+        assert torch.allclose(task_logits(model), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["dense", "compact"])
+def test_multitask_card_lists_every_task_model_and_how_to_load_it(multitask_exports: dict[str, str], fmt: str) -> None:
+    folder = multitask_exports[fmt]
+    card = load(os.path.join(folder, "README.md"))
+    check_common(card, folder, method="magnitude", pipeline=False)
+    data = card.data
+    # A MultitaskModel: no pipeline fits it, and only hf_prune loads it.
+    assert "multitask" in data.tags and data.pipeline_tag is None and data.library_name == "hf-prune"
+    assert [r.task_name for r in data.eval_results] == TASKS
+    text = card.text
+    assert "## Per-task models" in text and "identical, bit for bit" in text and "encoder once" in text
+    report = json.load(open(os.path.join(folder, "pruning_report.json"), encoding="utf-8"))
+    for name, classes in (("sentiment", "2: negative, positive"), ("topic", "3: a, b, c")):
+        entry = report["tasks"][name]
+        row = next(line for line in text.splitlines() if line.startswith(f"| `{name}` | [`tasks/{name}/`]"))
+        assert f"(tasks/{name}/README.md)" in row and classes in row
+        assert f"{entry['parameters']['total']:,}" in row and f"{entry['saved_sparsity']:.1%}" in row
+        assert f'hf_prune.load_pruned(repo, subfolder="tasks/{name}")' in text
+        if fmt == "dense":
+            assert f'AutoModelForSequenceClassification.from_pretrained(repo, subfolder="tasks/{name}")' in text
+        else:
+            assert f'"{name}": "tasks/{name}",' in text and "trust_remote_code=True" in text
+    assert 'AutoModel.from_pretrained("' not in text  # it would load a bare encoder with fresh weights
+    # The shared model: MultitaskModel.from_pretrained for dense (load_pruned of a dense Hub repo goes
+    # through transformers, which lacks the class), load_pruned for the formats it decodes.
+    shared = "MultitaskModel.from_pretrained" if fmt == "dense" else "hf_prune.load_pruned"
+    assert f'model = {shared}("{MULTITASK_REPO}")' in text
+
+    for name in TASKS:
+        task_folder = os.path.join(folder, "tasks", name)
+        task_card = load(os.path.join(task_folder, "README.md"))
+        check_common(task_card, task_folder, method="magnitude")
+        assert task_card.data.pipeline_tag == "text-classification" and task_card.data.library_name == "transformers"
+        assert [r.task_name for r in task_card.data.eval_results] == [name]
+        task_text = task_card.text
+        [other] = [task for task in TASKS if task != name]
+        assert "## Part of a multitask export" in task_text and "(../../README.md)" in task_text
+        assert f"[`{other}`](../{other}/README.md)" in task_text  # the sibling, linked
+        assert f'hf_prune.load_pruned("{MULTITASK_REPO}", subfolder="tasks/{name}")' in task_text
+        assert f"# {name}" not in task_text and f"(task {name})" in task_text
+
+
+@pytest.mark.parametrize("fmt", ["dense", "compact"])
+def test_multitask_card_snippets_run_on_the_local_folder(multitask_exports: dict[str, str], fmt: str) -> None:
+    """Every snippet that takes a local folder runs as printed with the folder for the repo id
+    (the snapshot_download ones need a Hub: the next test runs those)."""
+    folder = multitask_exports[fmt]
+    shared = load_pruned(folder)
+    assert isinstance(shared, MultitaskModel)
+    blocks = [
+        block.replace(f'"{MULTITASK_REPO}"', json.dumps(folder))
+        for block in python_blocks(open(os.path.join(folder, "README.md"), encoding="utf-8").read())
+    ]
+    local = [block for block in blocks if "snapshot_download" not in block]
+    assert len(local) == (3 if fmt == "dense" else 2)
+    for block in local:
+        namespace = run_block(block)
+        if "models" in namespace:
+            check_task_models(namespace["models"], shared)
+        else:
+            assert isinstance(namespace["model"], MultitaskModel)
+            assert type(namespace["task_model"]).__name__ == "BertForSequenceClassification"
+    # What the snapshot_download snippet loads once the folder is here: the folder, by path.
+    from transformers import AutoModelForSequenceClassification
+
+    extra = {"trust_remote_code": True} if fmt == "compact" else {}
+    models = {
+        name: AutoModelForSequenceClassification.from_pretrained(os.path.join(folder, "tasks", name), **extra)
+        for name in TASKS
+    }
+    check_task_models(models, shared)
+
+
+@pytest.mark.parametrize("fmt", ["dense", "compact"])
+def test_multitask_card_snippets_run_against_the_hub(
+    multitask_exports: dict[str, str], fmt: str, local_hub: HubServer
+) -> None:
+    """The cards' code as printed, repo id and all, on the export uploaded to the local test Hub."""
+    from huggingface_hub import HfApi
+
+    folder = multitask_exports[fmt]
+    api = HfApi()
+    api.create_repo(MULTITASK_REPO, exist_ok=True)
+    # hf_prune.push_pruned does not upload the tasks/ folders (yet): upload the export as it is.
+    api.upload_folder(repo_id=MULTITASK_REPO, folder_path=folder, commit_message="multitask export")
+    shared = load_pruned(folder)
+    for block in python_blocks(open(os.path.join(folder, "README.md"), encoding="utf-8").read()):
+        namespace = run_block(block)
+        if "models" in namespace:
+            check_task_models(namespace["models"], shared)
+        else:
+            assert isinstance(namespace["model"], MultitaskModel)
+    for name in TASKS:
+        task_readme = os.path.join(folder, "tasks", name, "README.md")
+        blocks = python_blocks(open(task_readme, encoding="utf-8").read())
+        assert len(blocks) == 2  # transformers (plain or through remote code) and hf_prune
+        for block in blocks:
+            model = run_block(block)["model"]
+            assert type(model).__name__ == "BertForSequenceClassification"
+            expected = task_logits(shared, name)[:, : model.config.num_labels]
+            assert torch.allclose(task_logits(model), expected, atol=1e-6)
+
+
+def test_example_cards_render_again_as_the_export_wrote_them(multitask_exports: dict[str, str], tmp_path) -> None:
+    """model_cards/render_examples.py renders an export's cards again from its files and what its
+    card recorded: with this hf_prune, the same cards, laid out as in the export."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "render_examples", os.path.join(root, "model_cards", "render_examples.py")
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder = multitask_exports["dense"]
+    before = {path: open(path, "rb").read() for path in (os.path.join(folder, "tasks", "topic", "README.md"),)}
+    target = script.render_example(folder, str(tmp_path / "examples"))
+    assert os.path.basename(target) == "tiny-multitask"  # the card's model name
+    for relative in ("", "tasks/sentiment", "tasks/topic"):
+        with open(os.path.join(folder, relative, "README.md"), encoding="utf-8") as handle:
+            original = handle.read()
+        with open(os.path.join(target, relative, "README.md"), encoding="utf-8") as handle:
+            assert handle.read() == original, relative
+        assert os.path.getsize(os.path.join(target, relative, PLOT_FILE_NAME)) > 1000
+    assert sorted(os.listdir(target)) == ["README.md", PLOT_FILE_NAME, "tasks"]
+    assert all(open(path, "rb").read() == data for path, data in before.items())  # the export is untouched

@@ -62,7 +62,7 @@ def test_the_mixin_composes_with_another_trainer_subclass(tmp_path, dataset):
 
 def test_pruning_trainer_signature_lists_every_trainer_argument():
     trainer_args = list(inspect.signature(Trainer).parameters)
-    assert list(inspect.signature(PruningTrainer).parameters) == [*trainer_args, "pruning"]
+    assert list(inspect.signature(PruningTrainer).parameters) == [*trainer_args, "pruning", "distillation"]
 
 
 # --------------------------------------------------------------------------- pruning=None is a Trainer

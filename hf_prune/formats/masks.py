@@ -9,7 +9,9 @@ applies to any other of the same architecture (``BertForMaskedLM`` -> ``BertForS
 
 Loading (``hf_prune.load_pruned``) builds the recorded class from the base model and zeroes the
 pruned weights; the weights are the *base model's*, not the fine-tuned ones, and a task head is
-freshly initialised. ``FrozenMaskConfig(masks_from=path_or_repo)`` starts fine-tuning from it.
+freshly initialised. The base model is loaded with the caller's Hub options (``token``,
+``cache_dir``, ...) at the commit the export recorded, where one was known (see
+:func:`hf_prune.pretrained.base_model_id`). ``FrozenMaskConfig(masks_from=path_or_repo)`` starts fine-tuning from it.
 
 Example:
     >>> from hf_prune.formats import get_format
@@ -28,7 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..pretrained import base_model_id, resolve_model_path
+from ..errors import DataUnavailableError
+from ..pretrained import base_model_id, may_be_hub_id, resolve_model_path
 from ..targets import backbone_prefix
 from .common import (
     ExportFormatError,
@@ -179,15 +182,61 @@ def measure_masks(folder: str, manifest: Mapping[str, Any], weight_names: Sequen
     }
 
 
+# ``from_pretrained`` options that say how to reach the Hub, not which repo: they apply to the base
+# model as to the export (``load_pruned``'s ``revision`` and ``subfolder`` name the export's own).
+BASE_MODEL_HUB_KWARGS = ("token", "cache_dir", "force_download", "local_files_only")
+
+
+def base_model_hub_kwargs(hub: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``hub`` (``load_pruned``'s Hub options) that also apply to the base model.
+
+    Example:
+        >>> base_model_hub_kwargs({"token": "hf_x", "revision": "v1", "subfolder": "a", "cache_dir": None})
+        {'token': 'hf_x'}
+    """
+    return {key: hub[key] for key in BASE_MODEL_HUB_KWARGS if hub.get(key) is not None}
+
+
 def load_masks(folder: str, manifest: Mapping[str, Any], model_class: type | None = None, **kwargs: Any) -> nn.Module:
-    """The recorded class built from the base model, with the pattern applied (eval mode)."""
+    """The recorded class built from the base model, with the pattern applied (eval mode).
+
+    ``kwargs`` go to the base model's ``from_pretrained``: the Hub options ``token``,
+    ``cache_dir``, ``force_download``, ``local_files_only`` (see :func:`base_model_hub_kwargs`),
+    and ``dtype`` and the like. The base model is loaded at the revision the export recorded
+    (``base_model_revision`` in the manifest), unless ``revision=`` is given.
+
+    Raises:
+        ExportFormatError: the manifest names no base model.
+        DataUnavailableError: the base model cannot be loaded here (offline and not cached, a
+            private or gated repo without a token that may read it, a revision that is gone).
+    """
     base = manifest.get("base_model")
     if not isinstance(base, str) or not base:
         raise ExportFormatError(f"{folder}: the masks manifest names no base model; export the pattern again.")
     pattern = read_pattern(folder, manifest)  # before the (possibly large) base model loads
     cls = model_class_of(folder, manifest, model_class)
-    revision = manifest.get("base_model_revision")
-    model = cls.from_pretrained(resolve_model_path(base), **({"revision": revision} if revision else {}), **kwargs)
+    recorded = manifest.get("base_model_revision")
+    options: dict[str, Any] = {"revision": recorded} if isinstance(recorded, str) and recorded else {}
+    options.update(kwargs)
+    try:
+        model = cls.from_pretrained(resolve_model_path(base), **options)
+    except OSError as err:  # transformers' answer to a folder, repo, revision or file it cannot get
+        at = f" at revision {options['revision']!r}" if options.get("revision") else ""
+        reason = " ".join(str(err).split())[:300]
+        if os.path.isdir(resolve_model_path(base)) or not may_be_hub_id(base):
+            fix = (
+                f"the pattern was found on the local folder {os.path.abspath(base)}: put that model there again, "
+                f"or export in the compact format, which holds the weights themselves"
+            )
+        else:
+            fix = (
+                "pass token= when the base model is private or gated, cache_dir= where it is cached, or load it "
+                "once while the Hub is reachable"
+            )
+        raise DataUnavailableError(
+            f"{folder} is a masks export: it holds only the pattern, applied to its base model {base!r}{at}, which "
+            f"cannot be loaded here ({type(err).__name__}: {reason}). To load it, {fix}."
+        ) from None
     apply_pattern(model, pattern, os.path.join(folder, WEIGHTS_FILE_NAME))
     return model.eval()
 

@@ -311,8 +311,13 @@ class MultitaskModel(PreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         task_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
     ) -> SequenceClassifierOutput:
-        """Run every row through its task's model; ``task_ids`` may be omitted with one task."""
+        """Run every row through its task's model; ``task_ids`` may be omitted with one task.
+
+        ``output_hidden_states=True`` also returns the shared encoder's hidden states of every row
+        (in a batch that mixes tasks, each task's rows are put back in their places).
+        """
         given: dict[str, torch.Tensor | None] = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -325,16 +330,18 @@ class MultitaskModel(PreTrainedModel):
         task_ids = self._checked_task_ids(task_ids, rows)
         present = [int(t) for t in torch.unique(task_ids).tolist()]
         if len(present) == 1:  # the usual case: task-homogeneous batches
-            return self._run_task(present[0], inputs, labels)
+            return self._run_task(present[0], inputs, labels, output_hidden_states)
         width = max(self.heads_spec[t].num_labels for t in present)
         logits: torch.Tensor | None = None
         loss: torch.Tensor | None = None
+        hidden: list[torch.Tensor] | None = None
         for task in present:
             selected = (task_ids == task).nonzero(as_tuple=True)[0]
             output = self._run_task(
                 task,
                 {key: value[selected] for key, value in inputs.items()},
                 labels[selected] if labels is not None else None,
+                output_hidden_states,
             )
             if logits is None:
                 logits = output.logits.new_full((rows, width), float("nan"))
@@ -342,7 +349,12 @@ class MultitaskModel(PreTrainedModel):
             if output.loss is not None:
                 weighted = output.loss * (selected.numel() / rows)
                 loss = weighted if loss is None else loss + weighted
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+            if output.hidden_states is not None:
+                if hidden is None:
+                    hidden = [state.new_zeros((rows, *state.shape[1:])) for state in output.hidden_states]
+                for full, part in zip(hidden, output.hidden_states, strict=True):
+                    full[selected] = part
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=tuple(hidden) if hidden else None)
 
     def _checked_task_ids(self, task_ids: torch.Tensor | None, rows: int) -> torch.Tensor:
         device = self.encoder.device
@@ -364,12 +376,15 @@ class MultitaskModel(PreTrainedModel):
             )
         return task_ids
 
-    def _run_task(self, task: int, inputs: dict[str, torch.Tensor], labels: torch.Tensor | None) -> Any:
+    def _run_task(
+        self, task: int, inputs: dict[str, torch.Tensor], labels: torch.Tensor | None, hidden: bool | None = None
+    ) -> Any:
         head = self.heads_spec[task]
         if labels is not None:
             # One labels tensor serves every task of a mixed batch (float when any is regression).
             labels = labels.float() if head.task_type == "regression" else labels.long()
-        return self.heads[head.name](**inputs, labels=labels, return_dict=True)
+        flags = {"output_hidden_states": True} if hidden else {}
+        return self.heads[head.name](**inputs, labels=labels, return_dict=True, **flags)
 
 
 # from_pretrained keyword arguments that also apply to reading the config.

@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Any
 
 from ..config import PruningConfig
+from ..distillation import DistillationConfig
 from ..measure import parameter_counts
 from ..pretrained import resolve_model_path
 from ..progress import use_readable_progress
@@ -86,12 +87,15 @@ class MultitaskRun:
             **kwargs,
         )
 
-    def train_and_evaluate(self, args: Any, pruning: PruningConfig | None) -> RunOutcome:
-        """Train a fresh model (pruned when ``pruning`` is given), then evaluate every task's test split.
+    def train_and_evaluate(
+        self, args: Any, pruning: PruningConfig | None, distillation: DistillationConfig | None = None
+    ) -> RunOutcome:
+        """Train a fresh model (pruned when ``pruning`` is given, distilling each task from its own
+        head of a dense multitask teacher when ``distillation`` is), then evaluate every task's test split.
 
         ``metrics`` holds ``test_<task>_<metric>`` for every task and ``test_average``.
         """
-        trainer = self.trainer(args, pruning)
+        trainer = self.trainer(args, pruning, distillation=distillation)
         use_readable_progress(trainer)
         start = time.perf_counter()
         trainer.train()
