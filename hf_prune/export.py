@@ -29,7 +29,7 @@ from torch import nn
 
 from .cards import CardInfo, write_card
 from .errors import InvalidConfigError, MethodOrderError
-from .export_folder import atomic_directory, check_export_target
+from .export_folder import atomic_directory, check_export_target, files_under
 from .factorization import factored_modules
 from .formats import (
     MANIFEST_FILE_NAME,
@@ -44,6 +44,7 @@ from .formats import (
 )
 from .formats.common import REPORT_FILE_NAME, model_class_fields
 from .formats.locate import locate_export
+from .formats.masks import base_model_hub_kwargs
 from .formats.registry import check_format_fits
 from .formats.standalone_loader import HUB_KWARGS
 from .methods import PruningMethod
@@ -155,8 +156,9 @@ def _write_export(
     method.config.save(folder)
     with open(os.path.join(folder, REPORT_FILE_NAME), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
-    # Written last, listing every file of the export: a later re-export keeps any other file.
-    manifest["files"] = sorted({*os.listdir(folder), MANIFEST_FILE_NAME})
+    # Written last, listing every file of the export (with the per-task exports of a multitask
+    # model under tasks/): push_pruned uploads exactly these, and a later re-export keeps any other file.
+    manifest["files"] = sorted({*files_under(folder), MANIFEST_FILE_NAME})
     write_manifest(folder, manifest)
     # Inside the staging folder: an export is never without its card (README.md + plot).
     write_card(folder, card)
@@ -280,6 +282,10 @@ def load_pruned(path: str | os.PathLike[str], *, model_class: type | None = None
         if folder is not None:
             _check_plain_folder(folder)
         return _load_plain(path if folder is None else folder, model_class, hub, **kwargs)
+    if manifest.get("base_model"):
+        # An export that holds no weights (masks) loads its base model with the caller's token,
+        # cache and download options too.
+        kwargs = {**base_model_hub_kwargs(hub), **kwargs}
     return load_export(folder, manifest, model_class=model_class, **kwargs)
 
 

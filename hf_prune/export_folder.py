@@ -116,11 +116,42 @@ def _share(folder: str, umask: int) -> None:
 
 
 def _carry_over_user_files(old: str, new: str) -> None:
-    """Move the files a user added to the old export into the new one."""
+    """Move the files a user added to the old export (also inside its ``tasks/`` folders) into the new one."""
     written = written_files(old)
     if written is None:  # a manifest from before the files list: nothing is known to be the user's
         return
-    produced = set(os.listdir(new))
-    for name in os.listdir(old):
-        if name not in written and name not in produced:
-            os.replace(os.path.join(old, name), os.path.join(new, name))
+    listed = set(written)
+
+    def export_wrote(path: str) -> bool:
+        # Manifests before per-file listing named a folder (tasks) for everything below it.
+        parts = path.split("/")
+        return any("/".join(parts[:end]) in listed for end in range(1, len(parts) + 1))
+
+    for path in files_under(old):
+        target = os.path.join(new, *path.split("/"))
+        if export_wrote(path) or os.path.lexists(target):
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(os.path.join(old, *path.split("/")), target)
+
+
+def files_under(folder: str) -> list[str]:
+    """Every file below ``folder``, as relative '/'-separated paths (the Hub's file names).
+
+    Example:
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> os.makedirs(os.path.join(root, "tasks", "topic"))
+        >>> for name in ("config.json", os.path.join("tasks", "topic", "config.json")):
+        ...     open(os.path.join(root, name), "w").close()
+        >>> files_under(root)
+        ['config.json', 'tasks/topic/config.json']
+    """
+    names = []
+    for root, folders, files in os.walk(folder):
+        relative = os.path.relpath(root, folder)
+        # A link to a folder is not walked into: it counts as one entry, like a file.
+        for name in [*files, *(name for name in folders if os.path.islink(os.path.join(root, name)))]:
+            path = name if relative == os.curdir else os.path.join(relative, name)
+            names.append(path.replace(os.sep, "/"))
+    return sorted(names)

@@ -89,12 +89,24 @@ def verify_export(folder: str | os.PathLike[str]) -> dict[str, Any]:
             f"{folder} is not an hf_prune export (no {MANIFEST_FILE_NAME}); push the folder save_pruned or "
             f"hf-prune train wrote."
         )
-    report = read_report(folder)
-    get_format(manifest["format"]).measure(folder, manifest, report.get("pruned_weights") or [])
     missing = [name for name in manifest.get("files") or [] if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise MissingExportFileError(
             f"{folder} lacks {missing[:3]} that the export wrote; copy the whole folder again or export again."
+        )
+    report = read_report(folder)
+    get_format(manifest["format"]).measure(folder, manifest, report.get("pruned_weights") or [])
+    # A multitask export holds one complete export per task (tasks/<name>/): each is checked too.
+    for name, entry in sorted((report.get("tasks") or {}).items()):
+        task_folder = os.path.join(folder, *str(entry.get("folder", f"tasks/{name}")).split("/"))
+        task_manifest = read_manifest(task_folder) if os.path.isdir(task_folder) else None
+        if task_manifest is None:
+            raise MissingExportFileError(
+                f"{folder} lacks the export of task {name!r} ({task_folder}); copy the whole folder again or "
+                f"export again."
+            )
+        get_format(task_manifest["format"]).measure(
+            task_folder, task_manifest, read_report(task_folder).get("pruned_weights") or []
         )
     return manifest
 
@@ -225,7 +237,7 @@ class _Push:
                         folder_path=folder,
                         revision=revision,
                         commit_message=message,
-                        allow_patterns=files,
+                        allow_patterns=[glob.escape(name) for name in files],
                         delete_patterns=[*(self.delete_patterns or []), *stale] or None,
                         parent_commit=head,
                     )

@@ -160,7 +160,9 @@ class PruningTrainerMixin:
         The export is written to ``<output_dir>/pruned-export`` (``export_format=`` picks the format;
         default ``dense``) and pushed in one commit with :func:`hf_prune.push_pruned`; the weights
         and checkpoint files the Trainer pushed during training are deleted in that commit. Only the
-        main process pushes. Returns the ``CommitInfo`` (``None`` on other processes).
+        main process pushes. Returns the ``CommitInfo`` (``None`` on other processes); with
+        ``blocking=False``, a ``Future`` of it at once, as ``Trainer.push_to_hub`` does (the export is
+        written first; only the upload runs in the background).
         """
         if self.pruning_callback is None:
             return super().push_to_hub(  # type: ignore[misc]
@@ -187,6 +189,7 @@ class PruningTrainerMixin:
             token=token if token is not None else self.args.hub_token,
             commit_message=commit_message,
             delete_patterns=["*.safetensors", "*.bin", "checkpoint-*/**", "last-checkpoint/**", "runs/**"],
+            run_as_future=not blocking,
         )
 
     def save_pruned(self, output_dir: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:

@@ -39,16 +39,6 @@ from .test_publish import (
 
 BASE_REPO = f"{USER}/tiny-base"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-# Export-side changes the lead applies outside these files (see the report of issue 11); each test
-# below that needs one fails as expected until then, and passes (so must be unmarked) after.
-NEEDS_EXPORT_PY = pytest.mark.xfail(
-    strict=True,
-    raises=DataUnavailableError,
-    reason="load_pruned must hand base_model_hub_kwargs(hub) to the masks loader (hf_prune/export.py)",
-)
-NEEDS_TRAINER_PY = pytest.mark.xfail(
-    strict=True, reason="PruningTrainer.push_to_hub must pass run_as_future=not blocking (hf_prune/trainer.py)"
-)
 
 
 def upload_base(tmp_path: Path, seed: int = 0, private: bool = False) -> str:
@@ -167,7 +157,6 @@ def test_base_model_hub_kwargs_keep_only_what_applies_to_another_repo() -> None:
     assert base_model_hub_kwargs({"local_files_only": False, "token": None}) == {"local_files_only": False}
 
 
-@NEEDS_EXPORT_PY
 def test_load_pruned_of_a_private_masks_repo_passes_token_and_cache_to_the_base_model(
     local_hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,7 +242,6 @@ def test_a_background_push_whose_folder_went_away_says_so(local_hub: HubServer, 
     assert len(local_hub.commits(REPO)) == 2  # the Hub's initial commit and the first push
 
 
-@NEEDS_TRAINER_PY
 def test_trainer_push_to_hub_without_blocking_returns_a_future(local_hub: HubServer, tmp_path: Path) -> None:
     trainer = PruningTrainer(
         model=local_base(tmp_path),

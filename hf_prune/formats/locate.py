@@ -85,16 +85,26 @@ def locate_export(path: str | os.PathLike[str], hub: Mapping[str, Any]) -> str |
             f"token may not read: log in with hf auth login, or pass token=); check the path or the repo id."
         ) from None
     manifest = read_manifest(os.path.dirname(manifest_file))
-    if manifest is None or manifest["format"] == "dense":
+    if manifest is None or (manifest["format"] == "dense" and _transformers_class(manifest)):
         return None
-    # Only what the loader reads: the JSON files and the one weights file, from the manifest's commit.
+    # Only what the loader reads: the JSON files and the weights files, from the manifest's commit.
+    # (A dense export of a class transformers does not know, such as a MultitaskModel, is loaded
+    # here too, as the class its manifest names.)
     prefix = f"{subfolder}/" if subfolder else ""
-    patterns = [f"{prefix}*.json", f"{prefix}{manifest.get('weights_file')}"]
+    weights = manifest.get("weights_files") or [manifest.get("weights_file")]
+    patterns = [f"{prefix}*.json", *(f"{prefix}{name}" for name in weights if isinstance(name, str))]
     commit = _snapshot_commit(manifest_file, subfolder)
     snapshot = snapshot_download(
         path, allow_patterns=patterns, **{**download, "revision": commit or hub.get("revision")}
     )
     return os.path.join(snapshot, subfolder) if subfolder else snapshot
+
+
+def _transformers_class(manifest: Mapping[str, Any]) -> bool:
+    """Whether the manifest's model class comes from ``transformers`` (so ``from_pretrained``
+    of the repo, through the class its ``config.json`` names, rebuilds it)."""
+    module = manifest.get("model_module")
+    return not isinstance(module, str) or module == "transformers" or module.startswith("transformers.")
 
 
 def _snapshot_commit(file: str, subfolder: str) -> str | None:
