@@ -2171,11 +2171,11 @@ TASK_CASES = in_area(
             lambda: _from_files(data_file("bad.json", '{"review": "good", "stars": 1\n{broken')),
             ("could not read", "bad.json"),
         ),
-        Case("from_files: an empty csv", lambda: _from_files(data_file("empty.csv", "")), ("empty.csv",)),
+        Case("from_files: an empty csv", lambda: _from_files(data_file("empty.csv", "")), ("empty.csv", "empty")),
         Case(
             "from_files: a csv with only a header",
             lambda: _from_files(data_file("header.csv", "review,stars\n")),
-            ("empty",),
+            ("header.csv", "empty"),
         ),
         Case(
             "from_files: csv without the label column",
@@ -2368,9 +2368,13 @@ MULTITASK_CASES = in_area(
         Case(
             "model: from_encoder of a missing local folder",
             lambda: MultitaskModel.from_encoder(os.path.join(FX.tmp("enc"), "no_such_encoder"), list(HEADS)),
-            ("no_such_encoder",),
+            ("no_such_encoder", "does not exist"),
         ),
-        Case("model: task_model('topc')", lambda: multitask_model().task_model("topc"), ("'topc'", "topic")),
+        Case(
+            "model: task_model('topc')",
+            lambda: multitask_model().task_model("topc"),
+            ("'topc'", "did you mean 'topic'"),
+        ),
         Case("model: forward without task_ids (3 tasks)", lambda: _forward(multitask_model()), ("task_ids",)),
         Case(
             "model: forward with task id 7",
@@ -2450,16 +2454,16 @@ MULTITASK_CASES = in_area(
             lambda: _multitask_train(train_dataset=task_rows(HEADS[0])),
             ("task_ids",),
         ),
-        Case("trainer: evaluate('topc')", _multitask_evaluate_unknown_task, ("'topc'", "topic")),
+        Case("trainer: evaluate('topc')", _multitask_evaluate_unknown_task, ("'topc'", "did you mean 'topic'")),
         Case(
             "trainer: a single-task model with per-task datasets",
             _multitask_plain_model,
-            ("MultitaskModel",),
+            ("BertForSequenceClassification", "MultitaskModel.from_encoder"),
         ),
         Case(
             "stock Trainer + callback: rows without task_ids",
             _stock_trainer_rows_without_task_ids,
-            ("task_ids",),
+            ("task_ids", "with_task_ids", "MultitaskCollator"),
         ),
         # --- the mixture
         Case("mixture: sampling 'temp'", lambda: TaskMixture(sampling="temp"), ("'temp'", "temperature")),  # type: ignore[arg-type]
@@ -2487,7 +2491,11 @@ MULTITASK_CASES = in_area(
         Case("mixture: size_cap 1.5", lambda: TaskMixture(size_cap=1.5), ("size_cap", "1.5")),  # type: ignore[arg-type]
         Case("mixture: batches 'per_task'", lambda: TaskMixture(batches="per_task"), ("per_task", "homogeneous")),  # type: ignore[arg-type]
         Case("mixture: TaskMixture('uniform') (positional)", lambda: TaskMixture("uniform"), ("uniform", "sampling=")),  # type: ignore[call-arg]
-        Case("mixture: keyword typo temprature", lambda: TaskMixture(temprature=3), ("temprature", "temperature")),  # type: ignore[call-arg]
+        Case(
+            "mixture: keyword typo temprature",
+            lambda: TaskMixture(temprature=3),  # type: ignore[call-arg]
+            ("temprature", "did you mean 'temperature'"),
+        ),
         Case(
             "mixture: from_dict typo temprature",
             lambda: TaskMixture.from_dict({"temprature": 3}),

@@ -28,7 +28,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +41,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..errors import InvalidConfigError
+from ..errors import InvalidConfigError, UnknownTaskError
+from ..pretrained import check_model_available
 
 # Where the task list lives in config.json (beside the encoder's own config fields).
 CONFIG_KEY = "hf_prune_multitask"
@@ -74,7 +77,29 @@ class TaskHead:
 
     @classmethod
     def of(cls, task: Any) -> TaskHead:
-        """The head of a task-like object (``name``, ``label_names``, ``task_type``), checked."""
+        """The head of a task-like object (``name``, ``label_names``, ``task_type``), checked.
+
+        A task *name* is refused, not looked up: this module does not know the task registry,
+        the trainer needs the same ``Task`` objects for the data anyway, and a string may as well
+        be meant as a head of the user's own (where guessing a registered task would be wrong).
+
+        Example:
+            >>> TaskHead.of("movie_sentiment")
+            Traceback (most recent call last):
+            ...
+            hf_prune.errors.InvalidConfigError: tasks must be Task objects, not names; got the string 'movie_sentiment': use hf_prune.tasks.get_task('movie_sentiment') for a named task, or TaskHead('movie_sentiment', label_names=('negative', 'positive')) for a head of your own.
+        """
+        if isinstance(task, str):
+            raise InvalidConfigError(
+                f"tasks must be Task objects, not names; got the string {task!r}: use "
+                f"hf_prune.tasks.get_task({task!r}) for a named task, or TaskHead({task!r}, label_names=('negative', "
+                f"'positive')) for a head of your own."
+            )
+        if not isinstance(task, Mapping) and not hasattr(task, "name"):
+            raise InvalidConfigError(
+                f"{task!r} ({type(task).__name__}) is not a task: a task has a name, label_names and task_type; "
+                f"pass hf_prune.tasks.get_task('movie_sentiment'), a Task.from_dataset(...) or a TaskHead(...)."
+            )
         if isinstance(task, Mapping):
             name, labels, kind = task.get("name"), task.get("label_names", ()), task.get("task_type", "classification")
         else:
@@ -129,6 +154,19 @@ def task_heads(tasks: Sequence[Any]) -> list[TaskHead]:
             )
         seen.add(head.name)
     return heads
+
+
+def unknown_task_error(name: Any, names: Sequence[str], owner: str) -> UnknownTaskError:
+    """The error for task ``name`` that ``owner`` (a phrase: "This multitask model") does not
+    have: it lists ``names`` and suggests the closest one.
+
+    Example:
+        >>> print(unknown_task_error("topc", ["sentiment", "topic"], "This multitask model"))
+        This multitask model has no task 'topc' (did you mean 'topic'?); its tasks: ['sentiment', 'topic'].
+    """
+    close = difflib.get_close_matches(name, list(names), n=1) if isinstance(name, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return UnknownTaskError(f"{owner} has no task {name!r}{hint}; its tasks: {list(names)}.")
 
 
 def task_config(encoder_config: PretrainedConfig, head: TaskHead) -> PretrainedConfig:
@@ -236,6 +274,10 @@ class MultitaskModel(PreTrainedModel):
             >>> #                                     [get_task("movie_sentiment"), get_task("bbc_topic")])
         """
         heads = task_heads(tasks)
+        if "subfolder" not in kwargs:  # with a subfolder, config.json is not where the check looks
+            # A missing folder or an uncached offline Hub id: a clear error before len(tasks)
+            # from_pretrained calls, not transformers' OSError about repo id syntax.
+            pretrained = check_model_available(os.fspath(pretrained))
         kwargs.setdefault("ignore_mismatched_sizes", True)
         base = AutoConfig.from_pretrained(pretrained, **{k: v for k, v in kwargs.items() if k in _CONFIG_KWARGS})
         models = [
@@ -282,7 +324,7 @@ class MultitaskModel(PreTrainedModel):
         """The task id of ``name`` (its position in the task list), as rows carry it in ``task_ids``."""
         names = self.task_names
         if name not in names:
-            raise KeyError(f"This multitask model has no task {name!r}; its tasks: {names}.")
+            raise unknown_task_error(name, names, "This multitask model")
         return names.index(name)
 
     def task_model(self, name: str) -> PreTrainedModel:
@@ -360,17 +402,21 @@ class MultitaskModel(PreTrainedModel):
         device = self.encoder.device
         if task_ids is None:
             if len(self.heads_spec) > 1:
-                raise ValueError(
+                raise InvalidConfigError(
                     f"This model has {len(self.heads_spec)} tasks {self.task_names}; pass task_ids (one task id per "
-                    f"row, the task's position in that list); the multitask collator adds them."
+                    f"row, the task's position in that list). MultitaskTrainer adds them to per-task datasets; with "
+                    f"another Trainer or loop, add the column with hf_prune.multitask.with_task_ids(dataset, task_id) "
+                    f"and batch the rows with MultitaskCollator, which carries it."
                 )
             return torch.zeros(rows, dtype=torch.long, device=device)
         task_ids = task_ids.reshape(-1).long()
         if task_ids.numel() != rows:
-            raise ValueError(f"task_ids has {task_ids.numel()} entries for a batch of {rows} rows; give one per row.")
+            raise InvalidConfigError(
+                f"task_ids has {task_ids.numel()} entries for a batch of {rows} rows; give one per row."
+            )
         bad = task_ids[(task_ids < 0) | (task_ids >= len(self.heads_spec))]
         if bad.numel():
-            raise ValueError(
+            raise InvalidConfigError(
                 f"task_ids holds {int(bad[0])}, but this model's task ids are 0..{len(self.heads_spec) - 1} "
                 f"({self.task_names})."
             )

@@ -27,7 +27,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 from accelerate.data_loader import BatchSamplerShard
@@ -51,8 +51,42 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def _unknown_keys_message(unknown: list[str], known: list[str], what: str) -> str:
+    """The error message for names that are not TaskMixture fields (``what``: "key" of a dict, "argument").
+
+    Example:
+        >>> _unknown_keys_message(["temprature"], ["sampling", "temperature"], "argument")
+        "Unknown TaskMixture argument(s) ['temprature'] ('temprature': did you mean 'temperature'?); valid arguments: ['sampling', 'temperature']."
+    """
+    hints = [
+        f"{key!r}: did you mean {close[0]!r}?"
+        for key in unknown
+        if (close := difflib.get_close_matches(key, known, n=1))
+    ]
+    detail = f" ({' '.join(hints)})" if hints else ""
+    return f"Unknown TaskMixture {what}(s) {unknown}{detail}; valid {what}s: {known}."
+
+
+class _KeywordsOnly(type):
+    """Checks the arguments before the dataclass ``__init__`` runs, so a positional value or a
+    misspelt keyword is an :class:`InvalidConfigError` naming the fix, not a bare ``TypeError``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        known = [f.name for f in fields(cast(Any, cls))]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise InvalidConfigError(_unknown_keys_message(unknown, sorted(known), "argument"))
+        if args:  # field order is an implementation detail: say which keyword each value was meant for
+            guess = ", ".join(f"{name}={value!r}" for name, value in zip(known, args))
+            raise InvalidConfigError(
+                f"{cls.__name__} takes keyword arguments only, got {args!r} positionally; pass them by keyword: "
+                f"{cls.__name__}({guess})."
+            )
+        return super().__call__(**kwargs)
+
+
 @dataclass(frozen=True, kw_only=True)
-class TaskMixture:
+class TaskMixture(metaclass=_KeywordsOnly):
     """How often each task of a multitask run is drawn, and whether a batch mixes tasks.
 
     Args:
@@ -77,6 +111,10 @@ class TaskMixture:
         Traceback (most recent call last):
         ...
         hf_prune.errors.InvalidConfigError: TaskMixture.temperature=0 must be > 0 (p_i ~ n_i^(1/T)); use 1 for proportional sampling, larger values to favour small tasks.
+        >>> TaskMixture("uniform")
+        Traceback (most recent call last):
+        ...
+        hf_prune.errors.InvalidConfigError: TaskMixture takes keyword arguments only, got ('uniform',) positionally; pass them by keyword: TaskMixture(sampling='uniform').
     """
 
     sampling: SamplingName = field(
@@ -200,13 +238,7 @@ class TaskMixture:
         known = sorted(f.name for f in fields(cls))
         unknown = sorted(set(data) - set(known))
         if unknown:
-            hints = [
-                f"{key!r}: did you mean {close[0]!r}?"
-                for key in unknown
-                if (close := difflib.get_close_matches(key, known, n=1))
-            ]
-            detail = f" ({' '.join(hints)})" if hints else ""
-            raise InvalidConfigError(f"Unknown TaskMixture key(s) {unknown}{detail}; valid keys: {known}.")
+            raise InvalidConfigError(_unknown_keys_message(unknown, known, "key"))
         return cls(**dict(data))
 
 

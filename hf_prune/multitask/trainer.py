@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, Value, concatenate_datasets
+from torch import nn
 from transformers import Trainer
 
-from ..errors import InvalidConfigError
+from ..errors import InvalidConfigError, UnknownTaskError
 from ..trainer import PruningTrainerMixin
 from .collator import MultitaskCollator
-from .model import MultitaskModel, TaskHead
+from .model import MultitaskModel, TaskHead, unknown_task_error
 from .sampling import MultitaskBatchSampler, TaskMixture, prepared_train_dataloader
 
 TASK_ID_COLUMN = "task_ids"
@@ -127,8 +128,11 @@ class MultitaskTrainer(Trainer):
             raise InvalidConfigError(
                 f"mixture={mixture!r} is not a TaskMixture; pass e.g. TaskMixture(sampling='uniform')."
             )
-        self.task_names = self._task_names(model, train_dataset, eval_dataset)
-        self._heads = model.heads_spec if isinstance(model, MultitaskModel) else None
+        if model is not None:  # with model_init the model is checked once it is built (below)
+            _check_multitask_model(model, train_dataset, eval_dataset)
+        multitask = _multitask_model(model)
+        self.task_names = self._task_names(multitask, train_dataset, eval_dataset)
+        self._heads = multitask.heads_spec if multitask is not None else None
         self.task_sizes: dict[str, int] | None = None
         if isinstance(train_dataset, Mapping):
             self._check_task_keys(train_dataset, "train_dataset")
@@ -138,11 +142,13 @@ class MultitaskTrainer(Trainer):
             self._check_task_keys(eval_dataset, "eval_dataset", allow_subset=True)
             eval_dataset = self._with_ids(eval_dataset)
         self.task_metrics = self._task_metric_functions(compute_metrics)
-        if data_collator is None and isinstance(model, MultitaskModel):
+        if data_collator is None and multitask is not None:
             tokenizer = kwargs.get("processing_class")
             if tokenizer is not None:
-                data_collator = MultitaskCollator(tokenizer, [head.task_type for head in model.heads_spec])
+                data_collator = MultitaskCollator(tokenizer, [head.task_type for head in multitask.heads_spec])
         super().__init__(model, args, data_collator, train_dataset, eval_dataset, *other, **kwargs)
+        if model is None:
+            _check_multitask_model(self.model, train_dataset, eval_dataset)
 
     # --- tasks ------------------------------------------------------------------------------------
     @staticmethod
@@ -244,6 +250,23 @@ class MultitaskTrainer(Trainer):
         return dataset.remove_columns(unused) if unused else dataset
 
     # --- evaluation -------------------------------------------------------------------------------
+    def _eval_split(self, name: str) -> Dataset:
+        """The trainer's evaluation split of task ``name`` (``evaluate("topic")``)."""
+        if not isinstance(self.eval_dataset, Mapping):
+            raise InvalidConfigError(
+                f"evaluate({name!r}) names a task, but this trainer's eval_dataset is "
+                f"{'not set' if self.eval_dataset is None else 'one dataset, not per task'}; give eval_dataset as "
+                f"{{task name: dataset}}, or pass the dataset to evaluate()."
+            )
+        if name not in self.eval_dataset:
+            if name in self.task_names:
+                raise UnknownTaskError(
+                    f"evaluate({name!r}): task {name!r} has no split in this trainer's eval_dataset (it has "
+                    f"{list(self.eval_dataset)}); add eval_dataset[{name!r}], or pass its dataset to evaluate()."
+                )
+            raise unknown_task_error(name, self.task_names, f"evaluate({name!r}): this trainer")
+        return self.eval_dataset[name]
+
     def evaluate(
         self,
         eval_dataset: Mapping[str, Dataset] | Dataset | str | None = None,
@@ -257,7 +280,7 @@ class MultitaskTrainer(Trainer):
         """
         datasets = self.eval_dataset if eval_dataset is None else eval_dataset
         if isinstance(datasets, str):
-            datasets = {datasets: cast(Mapping[str, Dataset], self.eval_dataset)[datasets]}
+            datasets = {datasets: self._eval_split(datasets)}
         if not isinstance(datasets, Mapping):
             return super().evaluate(datasets, ignore_keys, metric_key_prefix)
         if eval_dataset is not None:
@@ -283,6 +306,27 @@ class MultitaskTrainer(Trainer):
             metrics.update(average)
             self.log(average)
         return metrics
+
+
+def _multitask_model(model: Any) -> MultitaskModel | None:
+    """``model`` itself, or the MultitaskModel it wraps (a PEFT or other wrapper), else ``None``."""
+    if isinstance(model, MultitaskModel) or not isinstance(model, nn.Module):
+        return model if isinstance(model, MultitaskModel) else None
+    return next((module for module in model.modules() if isinstance(module, MultitaskModel)), None)
+
+
+def _check_multitask_model(model: Any, *datasets: Any) -> None:
+    """Refuse per-task datasets for a model with one head: every task would train that head
+    (class ids of one task read as another's), with no error anywhere later."""
+    if model is None or _multitask_model(model) is not None or not any(isinstance(d, Mapping) for d in datasets):
+        return
+    tasks = next(list(d) for d in datasets if isinstance(d, Mapping))
+    raise InvalidConfigError(
+        f"MultitaskTrainer got per-task datasets (tasks {tasks}) but model is a {type(model).__name__}, not a "
+        f"MultitaskModel: it has one head, so every task would train that same head. Build one head per task with "
+        f"MultitaskModel.from_encoder(path, tasks) (tasks = [hf_prune.tasks.get_task(name), ...]), or train one "
+        f"task with a plain Trainer / PruningTrainer and a single dataset."
+    )
 
 
 def _is_metric(key: str, prefix: str) -> bool:

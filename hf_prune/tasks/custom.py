@@ -103,6 +103,15 @@ def task_from_files(
     try:
         raw = load_dataset(builder, data_files={split: os.path.abspath(p) for split, p in paths.items()})
     except Exception as err:  # a malformed file: datasets raises many kinds; name the file and the cause
+        empty = [
+            f"the {split} data file {path!r} is empty (it holds {what}, no rows)"
+            for split, path in paths.items()
+            if (what := _no_rows(path, builder)) is not None
+        ]
+        if empty:  # datasets only says 'Instruction "train" corresponds to no data!'
+            raise InvalidConfigError(
+                f"Task {name!r}: {'; '.join(empty)}; add the rows, or point files at the file that has them."
+            ) from None
         cause = err.__cause__ or err
         raise InvalidConfigError(
             f"Task {name!r}: could not read {builder} file(s) {sorted(paths.values())}: {type(cause).__name__}: "
@@ -134,6 +143,40 @@ def _file_paths(name: str, files: object) -> dict[str, str]:
                 f"Task {name!r}: the {split} data file {path!r} {what} ({os.path.abspath(path)}); check the path."
             )
     return paths
+
+
+def _no_rows(path: str, builder: str) -> str | None:
+    """How a data file that ``datasets`` could not read holds no rows (``"only a header"``,
+    ``"nothing"``), or ``None`` when it has content (or cannot be read: the read error says more).
+
+    Example:
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "header.csv")
+        >>> with open(path, "w") as file:
+        ...     print("review,stars", file=file)
+        >>> _no_rows(path, "csv")
+        'only a header'
+    """
+    try:
+        if builder == "csv":
+            lines = 0
+            with open(path, encoding="utf-8", errors="replace") as file:
+                for line in file:  # stops at the second line with content: no need to read it all
+                    lines += bool(line.strip())
+                    if lines > 1:
+                        return None
+            return "only a header" if lines else "nothing"
+        if builder == "json":
+            if os.path.getsize(path) > 4096:  # "[]" and whitespace are short; anything longer has content
+                return None
+            with open(path, encoding="utf-8", errors="replace") as file:
+                content = "".join(file.read().split())
+            return ("nothing" if not content else f"only {content}") if content in ("", "[]", "{}") else None
+        import pyarrow.parquet as pq
+
+        return "0 rows" if pq.read_metadata(path).num_rows == 0 else None
+    except Exception:  # not known to be empty; the caller reports datasets' own error
+        return None
 
 
 def _extension(path: str) -> str:
