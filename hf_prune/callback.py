@@ -37,6 +37,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .checkpointing import has_method_state, load_method_state, save_method_state
 from .config import PruningConfig
 from .errors import InvalidConfigError, MissingPruningStateError, UnsupportedModelError
+from .loss_scaling import FIX_HINT, loss_ignores_num_items
 from .methods import PruningMethod, create_method
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class PruningCallback(TrainerCallback):
         if isinstance(pruning, PruningConfig):
             self.method = create_method(pruning)
         self.resume_from_checkpoint = resume_from_checkpoint
+        # Set by PruningTrainer, which averages accumulated losses itself (hf_prune.loss_scaling).
+        self.loss_scaling_checked = False
         self.log_stats = log_stats
         self.save_state_on_save = save_state_on_save
         self.added_parameters: list[str] = []  # model parameters the last attach created (rank's factors)
@@ -153,6 +156,17 @@ class PruningCallback(TrainerCallback):
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         model = kwargs["model"]
+        if args.gradient_accumulation_steps > 1 and not self.loss_scaling_checked and loss_ignores_num_items(model):
+            logger.warning(
+                "gradient_accumulation_steps=%d with %s: the stock Trainer sums the micro-batch losses instead "
+                "of averaging them (unless its compute_loss_func normalises them, as DistillationCallback does), "
+                "so the loss, the gradients and their clipping are %dx too large. To train as with one large "
+                "batch, %s, or use hf_prune.PruningTrainer (which does this).",
+                args.gradient_accumulation_steps,
+                type(model).__name__,
+                args.gradient_accumulation_steps,
+                FIX_HINT,
+            )
         method = self.attach(model, state.trial_params)
         _check_optimizer_trains(model, kwargs.get("optimizer"), method, self.added_parameters)
         method.begin(state.max_steps)

@@ -43,6 +43,7 @@ from .distillation import DistillationCallback, DistillationConfig
 from .errors import InvalidConfigError, MissingPruningStateError
 from .export import save_pruned
 from .export_folder import ExportTargetError
+from .loss_scaling import loss_ignores_num_items
 from .methods import PruningMethod
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,22 @@ class PruningTrainerMixin:
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.distillation_callback]
             kwargs["compute_loss_func"] = self.distillation_callback
         super().__init__(*args, **kwargs)
+        self._average_accumulated_loss()
+
+    def _average_accumulated_loss(self) -> None:
+        """Average the loss over accumulated micro-batches for stock sequence classifiers, whose
+        loss the Trainer would otherwise sum (see :mod:`hf_prune.loss_scaling`). A custom
+        ``compute_loss_func`` (distillation's) normalises over the accumulated batch itself."""
+        trainer: Any = self
+        if (
+            trainer.model_accepts_loss_kwargs
+            and trainer.compute_loss_func is None
+            and trainer.loss_is_scaled_for_ga is None
+            and loss_ignores_num_items(self.accelerator.unwrap_model(self.model))
+        ):
+            trainer.model_accepts_loss_kwargs = False
+        if self.pruning_callback is not None:
+            self.pruning_callback.loss_scaling_checked = True
 
     @property
     def pruning_method(self) -> PruningMethod | None:

@@ -304,12 +304,10 @@ def test_gradient_accumulation_2x4_equals_1x8(tmp_path):
     two = _accumulated(tmp_path / "2x4", 4, 2, config)
     for key, value in one.items():
         torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5, msg=key)
-    # alpha=0 trains as the Trainer's own loss does. (Compared without accumulation: with it, transformers
-    # 5.24's own loss for a stock BERT classifier is the *sum* of the micro-batch means, because its forward
-    # takes **kwargs, so the Trainer assumes the model normalised by num_items_in_batch, which a
-    # sequence-classification loss ignores; the distillation loss is normalised over the accumulated batch.)
+    # alpha=0 trains as the Trainer's own loss does, with accumulation too (PruningTrainer averages a
+    # stock classifier's micro-batch losses: hf_prune.loss_scaling).
     plain = _accumulated(tmp_path / "plain", 8, 1, None)
-    task_only = _accumulated(tmp_path / "alpha0", 8, 1, DistillationConfig(teacher=_teacher(), alpha=0.0))
+    task_only = _accumulated(tmp_path / "alpha0", 4, 2, DistillationConfig(teacher=_teacher(), alpha=0.0))
     for key, value in plain.items():
         torch.testing.assert_close(task_only[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
